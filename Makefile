@@ -1,0 +1,44 @@
+# Two commands a user needs:  `make repro` (set up, then run the pipeline) and `make test`.
+# Setup is idempotent: a virtualenv with the pinned dependencies, and Debian's copy of the
+# data set when apt is usable (the download stage falls back to Kaggle or Zalando otherwise).
+PYTHON ?= python3.11
+VENV ?= .venv
+DATA_DIR ?= /usr/share/datasets/fashion-mnist
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup data-package repro test bench ui lock
+
+setup: $(VENV)/.installed data-package
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+data-package:
+	@if [ -f $(DATA_DIR)/train-images-idx3-ubyte.gz ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  echo "note: no apt; the download stage will use Kaggle credentials or Zalando's mirror"; \
+	fi
+
+repro: setup
+	dvc repro
+
+test: setup
+	python -m pytest
+
+bench: setup
+	python bench/run.py
+
+ui: setup
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000
+
+# Re-pin the whole dependency tree after changing pyproject.toml.
+lock:
+	$(VENV)/bin/python -m pip freeze --exclude-editable > requirements.lock
