@@ -1,0 +1,85 @@
+"""MLflow: where the store is, and what train + evaluate log into it."""
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from stages import config, dataio, evaluate, preprocess, tracking, train
+
+
+def test_default_store_is_sqlite_under_the_workspace(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+
+
+def test_env_var_overrides_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking.tracking_uri() == "http://127.0.0.1:5999"
+    assert not tracking.uses_default_store()
+
+
+def test_temp_run_logs_artifacts_into_the_workspace(tmp_path, monkeypatch):
+    """`dvc exp run --temp`: cwd is a throw-away copy, DVC_ROOT the workspace."""
+    workspace, temp_copy = tmp_path / "workspace", tmp_path / "copy"
+    workspace.mkdir()
+    temp_copy.mkdir()
+    monkeypatch.chdir(temp_copy)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(workspace))
+    with tracking.start_run("temp-check") as run:
+        mlflow.log_text("hello", "note.txt")
+    assert (workspace / "mlruns" / "mlflow.db").exists()
+    artifact_uri = MlflowClient().get_run(run.info.run_id).info.artifact_uri
+    assert artifact_uri.startswith((workspace / "mlruns" / "artifacts").as_uri())
+    assert not (temp_copy / "mlruns").exists()
+
+
+def test_flatten_gives_dotted_names():
+    assert config.flatten({"a": 1, "b": {"c": 2, "d": {"e": 3}}}) == {"a": 1, "b.c": 2,
+                                                                      "b.d.e": 3}
+
+
+def test_train_and_evaluate_log_one_complete_run(dvc_workspace, dataset):
+    root = dvc_workspace(**{"train.epochs": 2, "train.batch_size": 32, "filters": 8})
+    dataio.write_json(root / "data" / "raw" / dataio.MANIFEST, {"fingerprint": "f" * 64})
+    images, labels = dataset(per_class=12)
+    parts = preprocess.split_train_val(preprocess.scale(images), labels, 0.25, seed=0)
+    test_images, test_labels = dataset(per_class=5, seed=3)
+    parts["test"] = (preprocess.scale(test_images), test_labels)
+    for name, (split_images, split_labels) in parts.items():
+        preprocess.save_split(name, split_images, split_labels)
+
+    train.main()
+    evaluate.main()
+
+    run_id = dataio.read_json(tracking.RUN_FILE)["run_id"]
+    client = MlflowClient(tracking.tracking_uri())
+    run = client.get_run(run_id)
+    params = config.flatten(config.load_params())
+    assert {k: str(v) for k, v in params.items()}.items() <= run.data.params.items()
+    for metric in ("accuracy", "val_accuracy", "loss", "val_loss"):
+        history = client.get_metric_history(run_id, metric)
+        assert [m.step for m in history] == [0, 1], metric
+    assert 0 <= run.data.metrics["test_accuracy"] <= 1
+    assert run.data.tags["data.fingerprint"] == "f" * 64
+    assert run.data.tags["dvc.exp_name"] == "workspace"
+    assert len(run.data.tags["mlflow.source.git.commit"]) > 0
+    artifacts = {a.path for folder in ("figures", "evaluation")
+                 for a in client.list_artifacts(run_id, folder)}
+    assert {"figures/training_curves.png", "evaluation/confusion_matrix.png",
+            "evaluation/classification_report.txt"} <= artifacts
+
+    # The logged model has a signature and an input example, and predicts like the saved file.
+    model_info = mlflow.models.get_model_info(f"runs:/{run_id}/model")
+    assert model_info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 28, 28, 1)
+    assert model_info.saved_input_example_info is not None
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    logged_predictions = np.asarray(loaded.predict(parts["test"][0]))
+    evaluated = dataio.read_json(root / "metrics" / "evaluate.json")
+    assert evaluated["test_accuracy"] == pytest.approx(
+        float(np.mean(logged_predictions.argmax(1) == parts["test"][1])))
+    assert len((root / "metrics" / "test_predictions.csv").read_text().splitlines()) == 51
+
