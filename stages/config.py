@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from stages.errors import ParamsError
+
 RAW_DIR = Path("data/raw")
 PROCESSED_DIR = Path("data/processed")
 MODEL_DIR = Path("models")
@@ -19,8 +21,13 @@ REPORTS_DIR = Path("reports")
 def load_params() -> dict[str, Any]:
     """All params, as DVC sees them (params.yaml plus any `dvc exp run -S` overrides)."""
     import dvc.api  # imported here so modules that only need paths stay light
+    from dvc.exceptions import DvcException
 
-    return dvc.api.params_show()
+    try:
+        return dvc.api.params_show()
+    except DvcException as error:
+        raise ParamsError(f"cannot read params.yaml ({error}); run stages from the repo root, "
+                          "e.g. with `dvc repro`") from error
 
 
 def repo_root() -> Path:
