@@ -1,0 +1,111 @@
+"""End to end: the real `dvc repro` in a copy of this repo, on a slice of the real data."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REAL_DATA_DIR, REPO_ROOT, git
+
+pytestmark = pytest.mark.slow
+
+
+def copy_project(destination: Path) -> Path:
+    """The working tree as git sees it (tracked and new files, nothing ignored), as a fresh repo."""
+    files = git("ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=REPO_ROOT)
+    for name in filter(None, files.split("\0")):
+        if (REPO_ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, destination / name)
+    git("init", "-q", cwd=destination)
+    return destination
+
+
+def set_params(repo: Path, **overrides) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = params
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def dvc(repo: Path, *args: str, env: dict | None = None, check: bool = True
+        ) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("MLFLOW_", "KAGGLE_", "DVC_ROOT"))}
+    environment.update(env or {})
+    result = subprocess.run(["dvc", *args], cwd=repo, env=environment, capture_output=True,
+                            text=True)
+    if check and result.returncode != 0:
+        pytest.fail(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '([\w-]+)'", output)
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(tmp_path_factory) -> Path:
+    if not (REAL_DATA_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.fail(f"{REAL_DATA_DIR} is missing: install Debian's dataset-fashion-mnist")
+    repo = copy_project(tmp_path_factory.mktemp("pipeline"))
+    # A 5 % slice of each class and one epoch: every stage runs for real, in about a minute.
+    set_params(repo, **{"download.source": "local", "preprocess.subset": 0.05,
+                        "train.epochs": 1, "train.batch_size": 128})
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "slice", cwd=repo)
+    return repo
+
+
+def test_repro_runs_every_stage_and_logs_to_mlflow(pipeline_repo):
+    result = dvc(pipeline_repo, "repro")
+    assert stages_run(result.stdout) == ["download", "validate", "preprocess", "train",
+                                         "evaluate"]
+    metrics = yaml.safe_load((pipeline_repo / "metrics" / "evaluate.json").read_text())
+    assert metrics["test_accuracy"] > 0.5  # one epoch on 2.4k images; chance is 0.1
+    assert sum(c["support"] for c in metrics["per_class"].values()) == 10000
+    validation = yaml.safe_load((pipeline_repo / "metrics" / "validation.json").read_text())
+    assert validation["success"] is True
+    history = (pipeline_repo / "metrics" / "train_history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,") and len(history) == 2
+    for figure in ("training_curves", "confusion_matrix", "sample_grid", "class_distribution"):
+        assert (pipeline_repo / "metrics" / "figures" / f"{figure}.png").stat().st_size > 1000
+    assert (pipeline_repo / "reports" / "data_docs" / "index.html").exists()
+
+    plots = dvc(pipeline_repo, "plots", "show", "--json")
+    assert "Confusion matrix (test)" in plots.stdout and "Accuracy per epoch" in plots.stdout
+
+    client = MlflowClient(f"sqlite:///{pipeline_repo / 'mlruns' / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name("fashion-mnist").experiment_id])
+    assert run.data.params["filters"] == "32"
+    assert "test_accuracy" in run.data.metrics and "val_accuracy" in run.data.metrics
+    artifacts = {a.path for folder in ("figures", "evaluation")
+                 for a in client.list_artifacts(run.info.run_id, folder)}
+    assert {"figures/training_curves.png", "evaluation/confusion_matrix.png"} <= artifacts
+
+
+def test_second_repro_runs_nothing(pipeline_repo):
+    result = dvc(pipeline_repo, "repro")
+    assert stages_run(result.stdout) == []
+
+
+def test_exp_run_with_wider_filters_reruns_only_train_and_evaluate(pipeline_repo):
+    git("add", "-A", cwd=pipeline_repo)
+    git("commit", "-qm", "baseline run", cwd=pipeline_repo)
+    result = dvc(pipeline_repo, "exp", "run", "-S", "filters=64")
+    assert stages_run(result.stdout) == ["train", "evaluate"]
+    shown = dvc(pipeline_repo, "exp", "show", "--json").stdout
+    assert '"filters": 64' in shown and '"filters": 32' in shown
+    client = MlflowClient(f"sqlite:///{pipeline_repo / 'mlruns' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("fashion-mnist").experiment_id])
+    assert sorted(run.data.params["filters"] for run in runs) == ["32", "64"]
