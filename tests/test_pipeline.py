@@ -11,7 +11,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from stages import dataio
 from tests.conftest import REAL_DATA_DIR, REPO_ROOT, git
+from tests.fake_servers import fake_kaggle
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +72,7 @@ def pipeline_repo(tmp_path_factory) -> Path:
 def test_repro_runs_every_stage_and_logs_to_mlflow(pipeline_repo):
     result = dvc(pipeline_repo, "repro")
     assert stages_run(result.stdout) == ["download", "validate", "preprocess", "train",
-                                         "evaluate"]
+                                         "evaluate", "register"]
     metrics = yaml.safe_load((pipeline_repo / "metrics" / "evaluate.json").read_text())
     assert metrics["test_accuracy"] > 0.5  # one epoch on 2.4k images; chance is 0.1
     assert sum(c["support"] for c in metrics["per_class"].values()) == 10000
@@ -99,13 +101,42 @@ def test_second_repro_runs_nothing(pipeline_repo):
     assert stages_run(result.stdout) == []
 
 
-def test_exp_run_with_wider_filters_reruns_only_train_and_evaluate(pipeline_repo):
+def test_exp_run_with_wider_filters_reruns_only_the_model_stages(pipeline_repo):
     git("add", "-A", cwd=pipeline_repo)
     git("commit", "-qm", "baseline run", cwd=pipeline_repo)
     result = dvc(pipeline_repo, "exp", "run", "-S", "filters=64")
-    assert stages_run(result.stdout) == ["train", "evaluate"]
+    assert stages_run(result.stdout) == ["train", "evaluate", "register"]
     shown = dvc(pipeline_repo, "exp", "show", "--json").stdout
     assert '"filters": 64' in shown and '"filters": 32' in shown
     client = MlflowClient(f"sqlite:///{pipeline_repo / 'mlruns' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("fashion-mnist").experiment_id])
     assert sorted(run.data.params["filters"] for run in runs) == ["32", "64"]
+
+
+def test_bad_data_from_kaggle_stops_the_pipeline_at_validate(pipeline_repo, dataset, tmp_path):
+    """Bad rows arrive through the real Kaggle client (fake server on 127.0.0.1): validate
+    fails naming the check, preprocess never runs, the earlier good outputs stay intact."""
+    processed = pipeline_repo / "data" / "processed" / "train.npz"
+    good_processed, good_metrics = processed.read_bytes(), (
+        pipeline_repo / "metrics" / "evaluate.json").read_text()
+    csv_dir = tmp_path / "kaggle"
+    csv_dir.mkdir()
+    for split, per_class in (("train", 20), ("test", 5)):
+        images, labels = dataset(per_class, seed=len(split))
+        labels[3] = 12  # no such class
+        dataio.write_csv(csv_dir / dataio.CSV_FILES[split], images, labels)
+    set_params(pipeline_repo, **{"download.source": "kaggle",
+                                 "validate.expected_rows": {"train": 200, "test": 50},
+                                 "validate.class_balance_tolerance": 0.2})
+
+    with fake_kaggle(csv_dir) as kaggle:
+        result = dvc(pipeline_repo, "repro", env=kaggle.env, check=False)
+
+    assert result.returncode != 0
+    assert stages_run(result.stdout) == ["download", "validate"]
+    assert "ValidationFailed" in result.stderr and "label" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert kaggle.download_requests(), "the Kaggle client never asked the fake server"
+    assert kaggle.key not in result.stdout + result.stderr
+    assert processed.read_bytes() == good_processed
+    assert (pipeline_repo / "metrics" / "evaluate.json").read_text() == good_metrics
