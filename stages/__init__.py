@@ -1,7 +1,7 @@
 """Fashion-MNIST pipeline.
 
 Stage entry points (one per `dvc.yaml` stage, each run as `python -m stages.<name>`):
-download, validate, preprocess, train, evaluate.
+download, validate, preprocess, train, evaluate, register.
 
 Shared modules the stages import:
 - config:       params loading, repo root, seeding
@@ -12,4 +12,11 @@ Shared modules the stages import:
 - models:       Keras model builders
 - tracking:     where the MLflow store is and how runs are logged
 - plots:        every matplotlib figure
+- registry:     the MLflow model registry: versions, champion/challenger, promote, rollback
+
+Outside the pipeline, the `fmnist` command (cli) and what it uses:
+- cli:          `fmnist runs | promote | rollback | predict | payload`
+- predict:      load a registered model once, scale like the pipeline, top-3 classes
+- inputs:       PNG/JPEG/idx/CSV files -> 28x28 uint8 images in Fashion-MNIST's convention
+- leaderboard:  the experiment's runs side by side, with registered versions and aliases
 """

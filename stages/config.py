@@ -49,9 +49,14 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and Keras (which seeds its backend) for repeatable runs."""
+    """Seed Python, NumPy and Keras (which seeds its backend); on TensorFlow also ask for
+    deterministic kernels, so the same seed on the same CPU gives the same model."""
     random.seed(seed)
     np.random.seed(seed)
     import keras
 
     keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()

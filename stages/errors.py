@@ -30,6 +30,26 @@ class ParamsError(PipelineError):
     """A value in params.yaml is missing or out of range."""
 
 
+class RegistryError(PipelineError):
+    """The model registry lacks what was asked for (no champion, nothing to roll back to)."""
+
+
+class UnknownVersion(RegistryError):
+    """No such version of the registered model."""
+
+
+class MissingReason(RegistryError):
+    """A manual promotion or rollback was asked for without saying why."""
+
+
+class ModelLoadError(PipelineError):
+    """The model to predict with cannot be found or loaded."""
+
+
+class InputFileError(PipelineError):
+    """A file given to predict is missing or is not a readable image, idx file or CSV."""
+
+
 def stage_entry(main: Callable[[], None]) -> Callable[[], None]:
     """Wrap a stage's main: PipelineError -> one clear line on stderr and exit code 1."""
 

@@ -60,6 +60,7 @@ def main() -> None:
     dataio.write_json(config.METRICS_DIR / "evaluate.json", metrics)
     write_predictions(test_labels, predicted)
     report_text = classification_report(test_labels, predicted, digits=4, zero_division=0,
+                                        labels=range(len(dataio.CLASS_NAMES)),
                                         target_names=dataio.CLASS_NAMES)
     REPORT_FILE.write_text(report_text, encoding="utf-8")
     figure = plots.save(plots.confusion_matrix(matrix, dataio.CLASS_NAMES),

@@ -85,3 +85,17 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:
     axis.set_ylabel("actual")
     axis.set_title("Confusion matrix (test set)")
     return figure
+
+
+def accuracy_vs_time(points: dict[str, tuple[float, float, float]]) -> Figure:
+    """One point per profile: (seconds, mean test accuracy, its std) -> an error-bar scatter."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for name, (seconds, accuracy, std) in points.items():
+        axis.errorbar(seconds, accuracy * 100, yerr=std * 100, fmt="o", capsize=4)
+        axis.annotate(name, (seconds, accuracy * 100), textcoords="offset points",
+                      xytext=(6, 4))
+    axis.set_xlabel("cold `dvc repro` wall time (s)")
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_title("Accuracy vs time per profile")
+    axis.grid(alpha=0.3)
+    return figure

@@ -74,8 +74,11 @@ def git_commit() -> str:
 
 
 def run_tags(data_fingerprint: str) -> dict[str, str]:
+    import keras
+
     return {
         "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
+        "keras.backend": keras.backend.backend(),
         "mlflow.source.git.commit": git_commit(),
         "data.fingerprint": data_fingerprint,
     }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import time
 from typing import Any
 
@@ -10,8 +11,8 @@ import mlflow
 import numpy as np
 
 from stages import config, dataio, plots, tracking
-from stages.errors import stage_entry
-from stages.models import build_model
+from stages.errors import ParamsError, stage_entry
+from stages.models import NUM_CLASSES, build_model
 from stages.preprocess import load_split
 
 MODEL_FILE = config.MODEL_DIR / "model.keras"
@@ -19,21 +20,52 @@ HISTORY_FILE = config.METRICS_DIR / "train_history.csv"
 
 
 def hyper_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The builder's keyword arguments, from the top-level params."""
-    return {key: params[key] for key in ("filters", "kernel_size", "dense_units", "dropout")}
+    """The builder's keyword arguments: the top-level hyper-parameters and the augmentation."""
+    return {**{key: params[key] for key in ("filters", "kernel_size", "dense_units", "dropout")},
+            **params["train"]["augment"]}
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+def optimizer(train_params: dict[str, Any], steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam or AdamW, at a constant rate or on a cosine decay after a 5 % linear warm-up."""
+    rate = train_params["learning_rate"]
+    if train_params["lr_schedule"] == "cosine":
+        total = train_params["epochs"] * steps_per_epoch
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0, total, warmup_target=rate, warmup_steps=max(1, total // 20))
+    elif train_params["lr_schedule"] != "constant":
+        raise ParamsError(f"train.lr_schedule must be constant or cosine, "
+                          f"got {train_params['lr_schedule']!r}")
+    if train_params["optimizer"] == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=train_params["weight_decay"])
+    if train_params["optimizer"] == "adam":
+        return keras.optimizers.Adam(rate)
+    raise ParamsError(f"train.optimizer must be adam or adamw, got {train_params['optimizer']!r}")
+
+
+def compile_model(model: keras.Model, train_params: dict[str, Any],
+                  steps_per_epoch: int) -> keras.Model:
+    # One-hot targets: label smoothing needs them (Keras' sparse loss has no smoothing).
+    model.compile(optimizer=optimizer(train_params, steps_per_epoch),
+                  loss=keras.losses.CategoricalCrossentropy(
+                      label_smoothing=train_params["label_smoothing"]),
+                  metrics=["accuracy"])
     return model
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    return keras.utils.to_categorical(labels, NUM_CLASSES)
 
 
 def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         val: tuple[np.ndarray, np.ndarray], train_params: dict[str, Any],
         callbacks: list[keras.callbacks.Callback]) -> dict[str, list[float]]:
-    history = model.fit(*train, validation_data=val, epochs=train_params["epochs"],
-                        batch_size=train_params["batch_size"], callbacks=callbacks, verbose=2)
+    patience = train_params["early_stopping_patience"]
+    if patience:
+        callbacks = [*callbacks, keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=patience, restore_best_weights=True)]
+    history = model.fit(train[0], one_hot(train[1]), validation_data=(val[0], one_hot(val[1])),
+                        epochs=train_params["epochs"], batch_size=train_params["batch_size"],
+                        callbacks=callbacks, verbose=2)
     return {name: [float(v) for v in values] for name, values in history.history.items()}
 
 
@@ -48,10 +80,13 @@ def write_history(history: dict[str, list[float]]) -> None:
             writer.writerow([epoch, *(f"{v:.6f}" for v in values)])
 
 
-def summarize(history: dict[str, list[float]], seconds: float, model: keras.Model) -> dict:
+def summarize(history: dict[str, list[float]], seconds: float, model: keras.Model,
+              kept_best: bool) -> dict:
+    """Metrics of the weights kept: the best epoch's when early stopping restored them."""
+    kept = int(np.argmax(history["val_accuracy"])) if kept_best else -1
     return {
-        "train_accuracy": history["accuracy"][-1], "train_loss": history["loss"][-1],
-        "val_accuracy": history["val_accuracy"][-1], "val_loss": history["val_loss"][-1],
+        "train_accuracy": history["accuracy"][kept], "train_loss": history["loss"][kept],
+        "val_accuracy": history["val_accuracy"][kept], "val_loss": history["val_loss"][kept],
         "epochs": len(history["loss"]), "train_seconds": round(seconds, 1),
         "parameters": int(model.count_params()),
     }
@@ -62,8 +97,9 @@ def main() -> None:
     params = config.load_params()
     config.seed_everything(params["seed"])
     train, val = load_split("train"), load_split("val")
+    steps_per_epoch = math.ceil(len(train[1]) / params["train"]["batch_size"])
     model = compile_model(build_model(params["train"]["model"], **hyper_params(params)),
-                          params["train"]["learning_rate"])
+                          params["train"], steps_per_epoch)
     fingerprint = dataio.read_json(config.RAW_DIR / dataio.MANIFEST)["fingerprint"]
 
     with tracking.start_run(params["mlflow"]["experiment"],
@@ -71,7 +107,8 @@ def main() -> None:
         mlflow.log_params(config.flatten(params))
         started = time.perf_counter()
         history = fit(model, train, val, params["train"], [mlflow.keras.MlflowCallback()])
-        summary = summarize(history, time.perf_counter() - started, model)
+        summary = summarize(history, time.perf_counter() - started, model,
+                            kept_best=params["train"]["early_stopping_patience"] > 0)
         mlflow.log_metrics({"train_seconds": summary["train_seconds"]})
 
         config.MODEL_DIR.mkdir(parents=True, exist_ok=True)

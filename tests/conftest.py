@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
+from stages import profiles
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -38,14 +40,7 @@ def dataset() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
 
 def project_params(**overrides: Any) -> dict[str, Any]:
     """The project's params.yaml with dotted-key overrides, e.g. {"train.epochs": 1}."""
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        node = params
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    return params
+    return profiles.apply(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()), overrides)
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -60,13 +55,15 @@ def dvc_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
     """An empty git + DVC repo as the cwd, with the project's params (overridable), so a stage's
     `main()` runs in-process exactly as DVC would run it. MLflow goes to the repo's own mlruns/."""
 
-    def make(**overrides: Any) -> Path:
-        git("init", "-q", cwd=tmp_path)
-        subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump(project_params(**overrides)))
-        monkeypatch.chdir(tmp_path)
+    def make(name: str = "workspace", **overrides: Any) -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        git("init", "-q", cwd=root)
+        subprocess.run(["dvc", "init", "-q"], cwd=root, check=True)
+        (root / "params.yaml").write_text(yaml.safe_dump(project_params(**overrides)))
+        monkeypatch.chdir(root)
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-        return tmp_path
+        monkeypatch.setenv("DVC_ROOT", str(root))
+        return root
 
     return make

@@ -1,35 +1,64 @@
-"""Model builders: shapes, params and a minimum-functionality check."""
+"""Model builders and the training recipe: shapes, widths, augmentation, minimum functionality."""
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-from stages import models, train
+from stages import config, models, train
 from stages.errors import ParamsError
 from stages.preprocess import scale
+
+HYPER = {"kernel_size": 3, "dense_units": 16, "dropout": 0.2}
+RECIPE = {"optimizer": "adam", "learning_rate": 0.01, "lr_schedule": "constant",
+          "label_smoothing": 0.0, "epochs": 8, "weight_decay": 0.0}
+
+
+def conv_widths(model: keras.Model) -> list[int]:
+    return [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
 
 
 @pytest.mark.parametrize("filters", [8, 32, 64])
 def test_seed_cnn_first_conv_width_follows_filters(filters):
-    model = models.build_model("seed", filters=filters, kernel_size=3, dense_units=32, dropout=0.3)
-    conv = next(layer for layer in model.layers if layer.__class__.__name__ == "Conv2D")
-    assert conv.filters == filters
+    model = models.build_model("seed", filters=filters, **HYPER)
+    assert conv_widths(model) == [filters]
     assert model.input_shape == (None, 28, 28, 1)
     assert model.output_shape == (None, 10)
 
 
-def test_wider_first_layer_means_more_parameters():
-    sizes = [models.build_model("seed", filters=f, kernel_size=3, dense_units=32,
-                                dropout=0.0).count_params() for f in (16, 32, 64)]
+@pytest.mark.parametrize("filters", [16, 32])
+def test_bn_cnn_blocks_double_from_filters(filters):
+    model = models.build_model("cnn", filters=filters, **HYPER)
+    assert conv_widths(model) == [filters, 2 * filters, 4 * filters]
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 3
+    assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("name", ["seed", "cnn"])
+def test_wider_first_layer_means_more_parameters(name):
+    sizes = [models.build_model(name, filters=f, **HYPER).count_params() for f in (8, 16, 32)]
     assert sizes[0] < sizes[1] < sizes[2]
 
 
-def test_outputs_are_probabilities(dataset):
+@pytest.mark.parametrize("name", ["seed", "cnn"])
+def test_outputs_are_probabilities(dataset, name):
     images, _ = dataset(per_class=2)
-    model = models.build_model("seed", filters=8, kernel_size=3, dense_units=16, dropout=0.0)
+    model = models.build_model(name, filters=8, **HYPER)
     probabilities = model.predict(scale(images), verbose=0)
     assert probabilities.shape == (20, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_augmentation_acts_in_training_only(dataset):
+    images, _ = dataset(per_class=2)
+    inputs = scale(images)
+    plain = models.build_model("seed", filters=8, **HYPER)
+    augmented = models.build_model("seed", filters=8, flip=True, shift=0.1, **HYPER)
+    augmented.set_weights(plain.get_weights())  # augmentation layers have no weights
+    np.testing.assert_allclose(augmented.predict(inputs, verbose=0),
+                               plain.predict(inputs, verbose=0), rtol=1e-5)
+    layer_types = {type(layer).__name__ for layer in augmented.layers}
+    assert {"RandomFlip", "RandomTranslation"} <= layer_types
 
 
 def test_unknown_model_is_a_params_error():
@@ -37,15 +66,30 @@ def test_unknown_model_is_a_params_error():
         models.build_model("resnet", filters=8)
 
 
-def test_seed_cnn_learns_an_easy_task(dataset):
-    """Minimum functionality: classes that differ in brightness are learnt well above chance."""
-    from stages import config
+@pytest.mark.parametrize("key, value", [("optimizer", "sgd"), ("lr_schedule", "step")])
+def test_unknown_recipe_choices_are_params_errors(key, value):
+    with pytest.raises(ParamsError, match=f"train.{key}"):
+        train.optimizer({**RECIPE, key: value}, steps_per_epoch=10)
 
+
+def test_cosine_schedule_warms_up_then_decays():
+    optimizer = train.optimizer({**RECIPE, "optimizer": "adamw", "lr_schedule": "cosine"},
+                                steps_per_epoch=10)
+    schedule = optimizer._learning_rate
+    rates = [float(schedule(step)) for step in (0, 4, 40, 79)]
+    assert rates[0] < rates[1] == pytest.approx(0.01)  # 80 steps: 4 of warm-up to the peak
+    assert rates[1] > rates[2] > rates[3]
+    assert isinstance(optimizer, keras.optimizers.AdamW)
+
+
+@pytest.mark.parametrize("name", ["seed", "cnn"])
+def test_model_learns_an_easy_task(dataset, name):
+    """Minimum functionality: a bar whose position is the class is learnt well above chance."""
     config.seed_everything(0)
     images, labels = dataset(per_class=40, seed=1)
-    model = train.compile_model(
-        models.build_model("seed", filters=8, kernel_size=3, dense_units=16, dropout=0.0), 0.01)
-    model.fit(scale(images), labels, epochs=8, batch_size=32, verbose=0)
+    model = train.compile_model(models.build_model(name, filters=8, **HYPER), RECIPE,
+                                steps_per_epoch=13)
+    model.fit(scale(images), train.one_hot(labels), epochs=8, batch_size=32, verbose=0)
     test_images, test_labels = dataset(per_class=10, seed=2)
     accuracy = np.mean(model.predict(scale(test_images), verbose=0).argmax(1) == test_labels)
     assert accuracy > 0.6  # chance is 0.1

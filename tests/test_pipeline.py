@@ -1,6 +1,7 @@
 """End to end: the real `dvc repro` in a copy of this repo, on a slice of the real data."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,11 +12,12 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from stages import dataio
+from stages import dataio, profiles
 from tests.conftest import REAL_DATA_DIR, REPO_ROOT, git
 from tests.fake_servers import fake_kaggle
 
 pytestmark = pytest.mark.slow
+MODEL_NAME = "fashion-mnist-cnn"
 
 
 def copy_project(destination: Path) -> Path:
@@ -30,13 +32,7 @@ def copy_project(destination: Path) -> Path:
 
 
 def set_params(repo: Path, **overrides) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        node = params
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
+    params = profiles.apply(yaml.safe_load((repo / "params.yaml").read_text()), overrides)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -56,14 +52,18 @@ def stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '([\w-]+)'", output)
 
 
+def mlflow_client(repo: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
+
+
 @pytest.fixture(scope="module")
 def pipeline_repo(tmp_path_factory) -> Path:
     if not (REAL_DATA_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.fail(f"{REAL_DATA_DIR} is missing: install Debian's dataset-fashion-mnist")
     repo = copy_project(tmp_path_factory.mktemp("pipeline"))
-    # A 5 % slice of each class and one epoch: every stage runs for real, in about a minute.
-    set_params(repo, **{"download.source": "local", "preprocess.subset": 0.05,
-                        "train.epochs": 1, "train.batch_size": 128})
+    # A 5 % slice of each class, a narrow model, two epochs: every stage runs for real, fast.
+    set_params(repo, **{"download.source": "local", "preprocess.subset": 0.05, "filters": 8,
+                        "train.epochs": 2, "train.batch_size": 64})
     git("add", "-A", cwd=repo)
     git("commit", "-qm", "slice", cwd=repo)
     return repo
@@ -74,7 +74,7 @@ def test_repro_runs_every_stage_and_logs_to_mlflow(pipeline_repo):
     assert stages_run(result.stdout) == ["download", "validate", "preprocess", "train",
                                          "evaluate", "register"]
     metrics = yaml.safe_load((pipeline_repo / "metrics" / "evaluate.json").read_text())
-    assert metrics["test_accuracy"] > 0.5  # one epoch on 2.4k images; chance is 0.1
+    assert metrics["test_accuracy"] > 0.5  # two epochs on 2.4k images; chance is 0.1
     assert sum(c["support"] for c in metrics["per_class"].values()) == 10000
     validation = yaml.safe_load((pipeline_repo / "metrics" / "validation.json").read_text())
     assert validation["success"] is True
@@ -87,30 +87,45 @@ def test_repro_runs_every_stage_and_logs_to_mlflow(pipeline_repo):
     plots = dvc(pipeline_repo, "plots", "show", "--json")
     assert "Confusion matrix (test)" in plots.stdout and "Accuracy per epoch" in plots.stdout
 
-    client = MlflowClient(f"sqlite:///{pipeline_repo / 'mlruns' / 'mlflow.db'}")
+    client = mlflow_client(pipeline_repo)
     [run] = client.search_runs([client.get_experiment_by_name("fashion-mnist").experiment_id])
-    assert run.data.params["filters"] == "32"
+    assert run.data.params["filters"] == "8"
     assert "test_accuracy" in run.data.metrics and "val_accuracy" in run.data.metrics
     artifacts = {a.path for folder in ("figures", "evaluation")
                  for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"figures/training_curves.png", "evaluation/confusion_matrix.png"} <= artifacts
 
+    promotion = json.loads((pipeline_repo / "metrics" / "promotion.json").read_text())
+    assert (promotion["version"], promotion["promoted"], promotion["newly_registered"]) == (
+        1, True, True)
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert champion.run_id == run.info.run_id
+
 
 def test_second_repro_runs_nothing(pipeline_repo):
     result = dvc(pipeline_repo, "repro")
     assert stages_run(result.stdout) == []
+    assert len(mlflow_client(pipeline_repo).search_model_versions(f"name = '{MODEL_NAME}'")) == 1
 
 
 def test_exp_run_with_wider_filters_reruns_only_the_model_stages(pipeline_repo):
     git("add", "-A", cwd=pipeline_repo)
     git("commit", "-qm", "baseline run", cwd=pipeline_repo)
-    result = dvc(pipeline_repo, "exp", "run", "-S", "filters=64")
+    result = dvc(pipeline_repo, "exp", "run", "-S", "filters=64")  # the README's example
     assert stages_run(result.stdout) == ["train", "evaluate", "register"]
     shown = dvc(pipeline_repo, "exp", "show", "--json").stdout
-    assert '"filters": 64' in shown and '"filters": 32' in shown
-    client = MlflowClient(f"sqlite:///{pipeline_repo / 'mlruns' / 'mlflow.db'}")
+    assert '"filters": 64' in shown and '"filters": 8' in shown
+    client = mlflow_client(pipeline_repo)
     runs = client.search_runs([client.get_experiment_by_name("fashion-mnist").experiment_id])
-    assert sorted(run.data.params["filters"] for run in runs) == ["32", "64"]
+    assert sorted(run.data.params["filters"] for run in runs) == ["64", "8"]
+    # The new version is the challenger; champion moved only if val accuracy rose enough.
+    versions = sorted(client.search_model_versions(f"name = '{MODEL_NAME}'"),
+                      key=lambda version: int(version.version))
+    assert len(versions) == 2
+    assert client.get_model_version_by_alias(MODEL_NAME, "challenger").version == "2"
+    gain = float(versions[1].tags["val_accuracy"]) - float(versions[0].tags["val_accuracy"])
+    expected_champion = "2" if gain >= 0.001 else "1"
+    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == expected_champion
 
 
 def test_bad_data_from_kaggle_stops_the_pipeline_at_validate(pipeline_repo, dataset, tmp_path):

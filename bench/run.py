@@ -1,0 +1,168 @@
+"""Pipeline benchmark: cold and no-op `dvc repro`, per-stage wall times, `dvc status`,
+`dvc exp run -S filters=64`, and test accuracy over several seeds, per profile.
+
+Each profile runs in a fresh `git clone` of this repo's HEAD (so the DVC cache is cold), with
+the profile's overrides (profiles/<name>.yaml; `default` is params.yaml as it is) committed there.
+The first seed is a cold `dvc repro`; further seeds are `dvc exp run -S seed=N`.
+
+    python bench/run.py                                  # default and fast, 3 seeds each
+    python bench/run.py --profiles seed --seeds 1
+    KERAS_BACKEND=jax python bench/run.py --profiles gpu # on a GPU machine
+
+Writes bench/results.json, bench/results.md and bench/accuracy_vs_time.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+from stages import plots, profiles  # noqa: E402
+
+BENCH_DIR = REPO_ROOT / "bench"
+STAGE_LINE = re.compile(r"Running stage '([\w-]+)'")
+
+
+def run_timed(command: list[str], cwd: Path) -> dict:
+    """Run a command, timestamping each output line: wall time, and per-stage wall time from
+    DVC's `Running stage` lines (a stage ends where the next starts, or the command ends)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    marks: list[tuple[str, float]] = []
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if match := STAGE_LINE.search(line):
+            marks.append((match.group(1), time.perf_counter()))
+    process.wait()
+    ended = time.perf_counter()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed in {cwd}:\n{''.join(output[-40:])}")
+    stage_seconds = {name: round((marks[i + 1][1] if i + 1 < len(marks) else ended) - at, 1)
+                     for i, (name, at) in enumerate(marks)}
+    return {"seconds": round(ended - started, 1), "stages": stage_seconds}
+
+
+def median_seconds(command: list[str], cwd: Path, repeats: int = 3) -> float:
+    return statistics.median(run_timed(command, cwd)["seconds"] for _ in range(repeats))
+
+
+def prepare_clone(profile: str, destination: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(destination)], check=True)
+    if profile != "default":
+        params = profiles.apply(yaml.safe_load((destination / "params.yaml").read_text()),
+                                profiles.load(profile))
+        (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        subprocess.run(["git", "commit", "-qam", f"profile {profile}"], cwd=destination,
+                       check=True)
+    return destination
+
+
+def test_accuracy(clone: Path) -> float:
+    return json.loads((clone / "metrics" / "evaluate.json").read_text())["test_accuracy"]
+
+
+def bench_profile(profile: str, seeds: int, workdir: Path, overheads: bool) -> dict:
+    clone = prepare_clone(profile, workdir / profile)
+    first_seed = yaml.safe_load((clone / "params.yaml").read_text())["seed"]
+    print(f"[{profile}] cold dvc repro ...", flush=True)
+    cold = run_timed(["dvc", "repro"], clone)
+    train = json.loads((clone / "metrics" / "train.json").read_text())
+    result = {"machine": machine(), "cold_repro": cold, "train_seconds": [train["train_seconds"]],
+              "runs": [{"seed": first_seed, "test_accuracy": test_accuracy(clone),
+                        "val_accuracy": train["val_accuracy"]}]}
+    if overheads:
+        print(f"[{profile}] no-op repro, status, exp run -S filters=64 ...", flush=True)
+        result["noop_repro_seconds"] = median_seconds(["dvc", "repro"], clone)
+        result["status_seconds"] = median_seconds(["dvc", "status"], clone)
+        # One epoch keeps this about the pipeline (which stages re-run), not the training time.
+        exp = run_timed(["dvc", "exp", "run", "-S", "filters=64", "-S", "train.epochs=1"], clone)
+        result["exp_run_filters_64_one_epoch"] = exp
+        subprocess.run(["git", "checkout", "-q", "--", "."], cwd=clone, check=True)
+        subprocess.run(["dvc", "checkout", "-q"], cwd=clone, check=True)
+    for seed in range(first_seed + 1, first_seed + seeds):
+        print(f"[{profile}] seed {seed} ...", flush=True)
+        run = run_timed(["dvc", "exp", "run", "-S", f"seed={seed}"], clone)
+        train = json.loads((clone / "metrics" / "train.json").read_text())
+        result["train_seconds"].append(train["train_seconds"])
+        result["runs"].append({"seed": seed, "test_accuracy": test_accuracy(clone),
+                               "val_accuracy": train["val_accuracy"], "wall": run["seconds"]})
+    accuracies = [run["test_accuracy"] for run in result["runs"]]
+    result["test_accuracy_mean"] = statistics.mean(accuracies)
+    result["test_accuracy_std"] = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    return result
+
+
+def machine() -> dict:
+    import keras
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "keras_backend": keras.backend.backend(),
+            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                                     capture_output=True, text=True).stdout.strip()}
+
+
+def markdown(results: dict) -> str:
+    lines = ["| profile | machine | cold `dvc repro` (s) | train (s) | test accuracy "
+             "(mean ± std, n) |", "|---|---|---|---|---|"]
+    for name, profile in results["profiles"].items():
+        where = profile["machine"]
+        lines.append(
+            f"| {name} | {where['cores']} cores, {where['keras_backend']}, {where['commit']} | "
+            f"{profile['cold_repro']['seconds']} | "
+            f"{statistics.mean(profile['train_seconds']):.0f} | "
+            f"{profile['test_accuracy_mean']:.2%} ± {profile['test_accuracy_std']:.2%}, "
+            f"{len(profile['runs'])} |")
+    for name, profile in results["profiles"].items():
+        lines += ["", f"**{name}**: per-stage wall time of the cold `dvc repro` (s): "
+                  + ", ".join(f"{k} {v}" for k, v in profile["cold_repro"]["stages"].items())]
+        if "noop_repro_seconds" in profile:
+            exp = profile["exp_run_filters_64_one_epoch"]
+            lines += [f"no-op `dvc repro` {profile['noop_repro_seconds']} s, `dvc status` "
+                      f"{profile['status_seconds']} s; `dvc exp run -S filters=64` "
+                      f"(1 epoch) {exp['seconds']} s, ran: {', '.join(exp['stages'])}"]
+        lines += ["seeds: " + ", ".join(f"{r['seed']}: {r['test_accuracy']:.2%}"
+                                        for r in profile["runs"])]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict) -> None:
+    points = {name: (profile["cold_repro"]["seconds"], profile["test_accuracy_mean"],
+                     profile["test_accuracy_std"])
+              for name, profile in results["profiles"].items()}
+    plots.save(plots.accuracy_vs_time(points), BENCH_DIR / "accuracy_vs_time.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", nargs="+", default=["default", "fast"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results.json")
+    args = parser.parse_args()
+    # Profiles measured earlier (possibly elsewhere, e.g. the GPU one) are kept.
+    results = json.loads(args.out.read_text()) if args.out.exists() else {"profiles": {}}
+    with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as workdir:
+        for index, profile in enumerate(args.profiles):
+            results["profiles"][profile] = bench_profile(profile, args.seeds, Path(workdir),
+                                                         overheads=index == 0)
+            args.out.write_text(json.dumps(results, indent=2) + "\n")  # keep partial results
+    args.out.with_suffix(".md").write_text(markdown(results))
+    plot(results)
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

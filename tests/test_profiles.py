@@ -1,0 +1,98 @@
+"""Profiles (named param sets), the GPU profile under the JAX backend, and determinism."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from stages import config, dataio, evaluate, preprocess, profiles, train
+from tests.conftest import REAL_DATA_DIR, project_params
+
+
+def flatten_keys(params: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in params.items():
+        keys |= flatten_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {
+            f"{prefix}{key}"}
+    return keys
+
+
+@pytest.mark.parametrize("name", profiles.available())
+def test_profile_only_sets_params_that_exist(name):
+    """A typo in a profile would make `-S` add a stray key and leave the real one unchanged."""
+    assert set(profiles.load(name)) <= flatten_keys(project_params())
+
+
+def test_set_flags_round_trip_through_yaml():
+    flags = profiles.set_flags({"train.augment.flip": False, "dropout": 0.25, "train.model": "seed"})
+    assert flags == ["-S", "train.augment.flip=false", "-S", "dropout=0.25",
+                     "-S", "train.model=seed"]
+    parsed = {flag.split("=")[0]: yaml.safe_load(flag.split("=")[1]) for flag in flags[1::2]}
+    assert parsed == {"train.augment.flip": False, "dropout": 0.25, "train.model": "seed"}
+
+
+def test_expected_profiles_exist():
+    assert {"seed", "fast", "gpu"} <= set(profiles.available())
+
+
+def real_slice(per_class_train: int, test_rows: int) -> dict:
+    """A small slice of the real data, already preprocessed."""
+    frames = dataio.read_raw_frames(REAL_DATA_DIR)
+    images, labels = dataio.from_frame(frames["train"])
+    keep = np.concatenate([np.flatnonzero(labels == c)[:per_class_train] for c in range(10)])
+    parts = preprocess.split_train_val(preprocess.scale(images[keep]), labels[keep], 0.2, 0)
+    test_images, test_labels = dataio.from_frame(frames["test"].iloc[:test_rows])
+    parts["test"] = (preprocess.scale(test_images), test_labels)
+    return parts
+
+
+def write_processed(parts: dict) -> None:
+    for name, (images, labels) in parts.items():
+        preprocess.save_split(name, images, labels)
+    dataio.write_json(config.RAW_DIR / dataio.MANIFEST, {"fingerprint": "slice"})
+
+
+def test_same_seed_same_cpu_gives_identical_results(dvc_workspace):
+    """Determinism: two trainings with one seed give the same test predictions, bit for bit."""
+    parts = real_slice(per_class_train=50, test_rows=300)
+    outcomes = []
+    for attempt in ("first", "second"):
+        root = dvc_workspace(attempt, **{"train.epochs": 2, "train.batch_size": 64, "filters": 8})
+        write_processed(parts)
+        train.main()
+        evaluate.main()
+        outcomes.append(((root / "metrics" / "evaluate.json").read_text(),
+                         (root / "metrics" / "test_predictions.csv").read_text()))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.slow
+def test_gpu_profile_trains_under_jax_on_cpu(dvc_workspace):
+    """The GPU profile is plain Keras: it must also run on a CPU with KERAS_BACKEND=jax (a GPU
+    is never required). Small batches so a few epochs on a small slice make real progress."""
+    overrides = {**profiles.load("gpu"), "train.epochs": 3, "train.batch_size": 32}
+    root = dvc_workspace(**overrides)
+    write_processed(real_slice(per_class_train=60, test_rows=200))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "DVC_ROOT": str(root)}
+    for stage in ("train", "evaluate"):
+        result = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=root, env=env,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+    history = (root / "metrics" / "train_history.csv").read_text().splitlines()
+    header, rows = history[0].split(","), [list(map(float, line.split(","))) for line in history[1:]]
+    losses = [row[header.index("loss")] for row in rows]
+    assert len(rows) == 3 and losses[-1] < losses[0]
+    metrics = dataio.read_json(root / "metrics" / "evaluate.json")
+    assert sum(c["support"] for c in metrics["per_class"].values()) == 200
+    from mlflow.tracking import MlflowClient
+
+    from stages import tracking
+
+    run_id = dataio.read_json(tracking.RUN_FILE)["run_id"]
+    run = MlflowClient(tracking.tracking_uri()).get_run(run_id)
+    assert run.data.tags["keras.backend"] == "jax"
+    assert run.data.params["filters"] == "64"

@@ -1,0 +1,139 @@
+"""The model registry: the promotion rule, the register stage, `fmnist promote|rollback|runs`."""
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+
+import pytest
+
+from stages import cli, dataio, register, registry
+from tests.registry_helpers import FINGERPRINT, log_candidate
+
+NAME = "fashion-mnist-cnn"
+
+
+@pytest.mark.parametrize("candidate, champion, min_delta, promote", [
+    (0.80, None, 0.001, True),     # first model: always champion
+    (0.8920, 0.8900, 0.001, True),  # beats it by more than min_delta
+    (0.891, 0.890, 0.001, True),   # by exactly min_delta (despite float round-off)
+    (0.8905, 0.8900, 0.001, False),  # better, but by less than min_delta
+    (0.8900, 0.8900, 0.0, False),  # a tie never promotes, even with min_delta 0
+    (0.85, 0.89, 0.001, False),    # worse
+])
+def test_decide_promotion(candidate, champion, min_delta, promote):
+    decision = registry.decide_promotion(candidate, champion, min_delta)
+    assert decision.promote is promote
+    assert f"{candidate:.4f}" in decision.reason
+
+
+def champion_and_challenger(client) -> tuple[str, str]:
+    aliases = client.get_registered_model(NAME).aliases
+    return str(aliases[registry.CHAMPION]), str(aliases[registry.CHALLENGER])
+
+
+def promotion() -> dict:
+    return dataio.read_json(register.PROMOTION_FILE)
+
+
+def test_register_stage_promotes_only_on_validation_gain(dvc_workspace):
+    dvc_workspace(**{"promotion.min_delta": 0.01})
+    client = registry.client()
+
+    first = log_candidate(val_accuracy=0.80, test_accuracy=0.70)
+    register.main()
+    assert champion_and_challenger(client) == ("1", "1")
+    tags = client.get_model_version(NAME, "1").tags
+    assert tags["run_id"] == first and float(tags["val_accuracy"]) == 0.80
+    assert float(tags["test_accuracy"]) == 0.70 and tags["data.fingerprint"] == FINGERPRINT
+    assert tags["dvc.exp_name"] == "workspace" and tags["git.commit"]
+    assert tags["promotion.decision"] == "champion"
+    assert "no champion yet" in tags["promotion.reason"]
+    assert promotion()["promoted"] is True and promotion()["version"] == 1
+
+    log_candidate(val_accuracy=0.85, test_accuracy=0.60)  # better on val: wins, whatever test says
+    register.main()
+    assert champion_and_challenger(client) == ("2", "2")
+    assert client.get_model_version(NAME, "2").tags["champion.previous"] == "1"
+
+    log_candidate(val_accuracy=0.855, test_accuracy=0.99)  # short of min_delta; test is ignored
+    register.main()
+    assert champion_and_challenger(client) == ("2", "3")
+    outcome = promotion()
+    assert (outcome["promoted"], outcome["champion"], outcome["compared_with"]) == (False, 2, 2)
+    assert "min_delta 0.01" in outcome["reason"]
+    assert client.get_model_version(NAME, "3").tags["promotion.decision"] == "challenger"
+
+    log_candidate(val_accuracy=0.70, test_accuracy=0.70)  # worse: challenger only
+    register.main()
+    assert champion_and_challenger(client) == ("2", "4")
+
+    # A second run of the stage on the same run (run-cache restore, changed code): nothing new.
+    register.main()
+    assert len(client.search_model_versions(f"name = '{NAME}'")) == 4
+    assert champion_and_challenger(client) == ("2", "4")
+    assert promotion()["newly_registered"] is False and promotion()["version"] == 4
+
+
+def test_promote_and_rollback_move_champion_and_record_why(dvc_workspace, capsys):
+    dvc_workspace()
+    client = registry.client()
+    for val_accuracy in (0.80, 0.85, 0.70):  # v1 champion, v2 champion, v3 challenger
+        log_candidate(val_accuracy, test_accuracy=0.5)
+        register.main()
+    capsys.readouterr()
+
+    assert cli.main(["promote", "3", "--reason", "better on shirts, checked by hand"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "champion: version 2 (val accuracy 0.8500) -> version 3 (val accuracy 0.7000)")
+    tags = client.get_model_version(NAME, "3").tags
+    assert tags["champion.reason"] == "better on shirts, checked by hand"
+    assert tags["champion.by"] == getpass.getuser() and tags["champion.how"] == "manual"
+    assert datetime.fromisoformat(tags["champion.at"]).tzinfo is not None
+    assert tags["champion.previous"] == "2"
+
+    assert cli.main(["rollback", "--reason", "shirts were a fluke"]) == 0
+    assert "version 3 (val accuracy 0.7000) -> version 2" in capsys.readouterr().out
+    assert champion_and_challenger(client)[0] == "2"
+    assert "shirts were a fluke" in client.get_model_version(NAME, "3").tags["champion.rolled_back"]
+    assert cli.main(["rollback", "--reason", "back to the first"]) == 0  # walks back again
+    assert champion_and_challenger(client)[0] == "1"
+
+    assert cli.main(["rollback", "--reason", "again"]) == 1
+    assert "RegistryError: champion version 1 replaced no earlier" in capsys.readouterr().err
+
+
+CLI_ERRORS = [
+    (["promote", "99", "--reason", "typo"], "UnknownVersion: 'fashion-mnist-cnn' has no"),
+    (["promote", "two", "--reason", "typo"], "UnknownVersion"),
+    (["promote", "2"], "MissingReason: say why"),
+    (["promote", "2", "--reason", "  "], "MissingReason"),
+    (["rollback"], "MissingReason"),
+    (["promote", "1", "--reason", "again"], "RegistryError: version 1 is already the champion"),
+]
+
+
+def test_cli_errors_are_one_clear_line(dvc_workspace, capsys):
+    dvc_workspace()
+    for val_accuracy in (0.8, 0.7):
+        log_candidate(val_accuracy, test_accuracy=0.5)
+        register.main()
+    capsys.readouterr()
+    for argv, error in CLI_ERRORS:
+        assert cli.main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and error in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1, err
+    assert str(registry.client().get_registered_model(NAME).aliases["champion"]) == "1"
+
+
+def test_runs_lists_the_leaderboard_best_validation_first(dvc_workspace, capsys):
+    dvc_workspace()
+    for val_accuracy in (0.80, 0.85):
+        log_candidate(val_accuracy, test_accuracy=0.5)
+        register.main()
+    capsys.readouterr()
+    assert cli.main(["runs"]) == 0
+    header, best, other = capsys.readouterr().out.strip().splitlines()
+    assert header.split()[:3] == ["run", "dvc_exp", "train.model"]
+    assert "0.8500" in best and "challenger,champion" in best and best.split()[-2] == "2"
+    assert "0.8000" in other and other.split()[-1] == "1"  # no alias left on version 1
