@@ -33,8 +33,11 @@ repro: setup
 test: setup
 	python -m pytest
 
+# Pipeline benchmark (cold/no-op repro, per stage, accuracy over 3 seeds; about an hour on a
+# 2-core CPU), then prediction latency with the workspace's champion.
 bench: setup
 	python bench/run.py
+	python bench/predict_latency.py
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000

@@ -5,6 +5,7 @@
   fmnist rollback --reason "..."                move `champion` back to the version it replaced
   fmnist predict PATH... [--json]               top-3 classes with the champion (or --model-uri)
   fmnist payload PATH...                        the JSON body for `mlflow models serve`
+  fmnist profile NAME                           a params profile as `dvc exp run` -S flags
 
 Run it from the repo root (the MLflow store and params.yaml live there). Errors a user can hit
 print one line and exit 1.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from typing import Any, Callable
 
@@ -96,6 +98,13 @@ def cmd_payload(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from stages import profiles
+
+    print(shlex.join(profiles.set_flags(profiles.load(args.profile))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from stages.inputs import INVERT_CHOICES
 
@@ -128,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
                          help="photos: invert to a light garment on black (auto: when the "
                               "border is mostly bright)")
+    profile = command("profile", cmd_profile,
+                      "print a profile (profiles/NAME.yaml) as `dvc exp run` -S flags, e.g. "
+                      "dvc exp run $(fmnist profile fast)")
+    profile.add_argument("profile", help="seed, fast, gpu, ...")
     predict = commands.choices["predict"]
     predict.add_argument("--model-uri", help="any MLflow model URI (default: the champion)")
     predict.add_argument("--json", action="store_true", help="machine-readable output")

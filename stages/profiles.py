@@ -1,18 +1,16 @@
 """Named parameter profiles (profiles/<name>.yaml) as `dvc exp run` flags.
 
 A profile is a flat map of dotted param names to values, so an experiment run with one records
-exactly which params it changed:  dvc exp run -n fast $(python -m stages.profiles fast)
+exactly which params it changed:  dvc exp run -n fast $(fmnist profile fast)
 """
 from __future__ import annotations
 
-import argparse
-import shlex
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from stages.errors import ParamsError, stage_entry
+from stages.errors import ParamsError
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
 
@@ -46,14 +44,3 @@ def set_flags(overrides: dict[str, object]) -> list[str]:
         encoded = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
         flags += ["-S", f"{key}={encoded}"]
     return flags
-
-
-@stage_entry
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("profile", help=f"one of: {', '.join(available())}")
-    print(shlex.join(set_flags(load(parser.parse_args().profile))))
-
-
-if __name__ == "__main__":
-    main()

@@ -61,9 +61,10 @@ def pipeline_repo(tmp_path_factory) -> Path:
     if not (REAL_DATA_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.fail(f"{REAL_DATA_DIR} is missing: install Debian's dataset-fashion-mnist")
     repo = copy_project(tmp_path_factory.mktemp("pipeline"))
-    # A 5 % slice of each class, a narrow model, two epochs: every stage runs for real, fast.
+    # A 5 % slice of each class, a narrow model, four epochs of small batches (so batch norm
+    # statistics settle): every stage runs for real, in about a minute.
     set_params(repo, **{"download.source": "local", "preprocess.subset": 0.05, "filters": 8,
-                        "train.epochs": 2, "train.batch_size": 64})
+                        "train.epochs": 4, "train.batch_size": 32})
     git("add", "-A", cwd=repo)
     git("commit", "-qm", "slice", cwd=repo)
     return repo
@@ -74,12 +75,12 @@ def test_repro_runs_every_stage_and_logs_to_mlflow(pipeline_repo):
     assert stages_run(result.stdout) == ["download", "validate", "preprocess", "train",
                                          "evaluate", "register"]
     metrics = yaml.safe_load((pipeline_repo / "metrics" / "evaluate.json").read_text())
-    assert metrics["test_accuracy"] > 0.5  # two epochs on 2.4k images; chance is 0.1
+    assert metrics["test_accuracy"] > 0.5  # four epochs on 1.9k images; chance is 0.1
     assert sum(c["support"] for c in metrics["per_class"].values()) == 10000
     validation = yaml.safe_load((pipeline_repo / "metrics" / "validation.json").read_text())
     assert validation["success"] is True
     history = (pipeline_repo / "metrics" / "train_history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,") and len(history) == 2
+    assert history[0].startswith("epoch,") and len(history) == 1 + 4  # header + 4 epochs
     for figure in ("training_curves", "confusion_matrix", "sample_grid", "class_distribution"):
         assert (pipeline_repo / "metrics" / "figures" / f"{figure}.png").stat().st_size > 1000
     assert (pipeline_repo / "reports" / "data_docs" / "index.html").exists()
@@ -122,10 +123,10 @@ def test_exp_run_with_wider_filters_reruns_only_the_model_stages(pipeline_repo):
     versions = sorted(client.search_model_versions(f"name = '{MODEL_NAME}'"),
                       key=lambda version: int(version.version))
     assert len(versions) == 2
-    assert client.get_model_version_by_alias(MODEL_NAME, "challenger").version == "2"
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == "2"
     gain = float(versions[1].tags["val_accuracy"]) - float(versions[0].tags["val_accuracy"])
     expected_champion = "2" if gain >= 0.001 else "1"
-    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == expected_champion
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == expected_champion
 
 
 def test_bad_data_from_kaggle_stops_the_pipeline_at_validate(pipeline_repo, dataset, tmp_path):
