@@ -84,6 +84,9 @@ def bench_profile(profile: str, seeds: int, workdir: Path, overheads: bool) -> d
     result = {"machine": machine(), "cold_repro": cold, "train_seconds": [train["train_seconds"]],
               "runs": [{"seed": first_seed, "test_accuracy": test_accuracy(clone),
                         "val_accuracy": train["val_accuracy"]}]}
+    # The baseline for the experiments below (and what `git checkout` restores after them).
+    subprocess.run(["git", "add", "-A"], cwd=clone, check=True)
+    subprocess.run(["git", "commit", "-qm", "cold run"], cwd=clone, check=True)
     if overheads:
         print(f"[{profile}] no-op repro, status, exp run -S filters=64 ...", flush=True)
         result["noop_repro_seconds"] = median_seconds(["dvc", "repro"], clone)
