@@ -96,3 +96,14 @@ def test_gpu_profile_trains_under_jax_on_cpu(dvc_workspace):
     run = MlflowClient(tracking.tracking_uri()).get_run(run_id)
     assert run.data.tags["keras.backend"] == "jax"
     assert run.data.params["filters"] == "64"
+
+
+def test_cli_prints_a_profile_as_exp_run_flags(capsys):
+    from stages import cli
+
+    assert cli.main(["profile", "fast"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[::2] == ["-S"] * len(profiles.load("fast"))
+    assert "filters=20" in printed
+    assert cli.main(["profile", "no-such-profile"]) == 1
+    assert "ParamsError" in capsys.readouterr().err
