@@ -13,18 +13,10 @@ from stages import config, dataio, evaluate, preprocess, profiles, train
 from tests.conftest import REAL_DATA_DIR, project_params
 
 
-def flatten_keys(params: dict, prefix: str = "") -> set[str]:
-    keys = set()
-    for key, value in params.items():
-        keys |= flatten_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {
-            f"{prefix}{key}"}
-    return keys
-
-
 @pytest.mark.parametrize("name", profiles.available())
 def test_profile_only_sets_params_that_exist(name):
     """A typo in a profile would make `-S` add a stray key and leave the real one unchanged."""
-    assert set(profiles.load(name)) <= flatten_keys(project_params())
+    assert set(profiles.load(name)) <= set(config.flatten(project_params()))
 
 
 def test_set_flags_round_trip_through_yaml():
