@@ -12,7 +12,7 @@ import numpy as np
 
 from stages import config, dataio, plots, tracking
 from stages.errors import ParamsError, stage_entry
-from stages.models import NUM_CLASSES, build_model
+from stages.models import NUM_CLASSES, build_model, with_flip_averaging
 from stages.preprocess import load_split
 
 MODEL_FILE = config.MODEL_DIR / "model.keras"
@@ -80,13 +80,20 @@ def write_history(history: dict[str, list[float]]) -> None:
             writer.writerow([epoch, *(f"{v:.6f}" for v in values)])
 
 
+def accuracy(model: keras.Model, split: tuple[np.ndarray, np.ndarray]) -> float:
+    return float(np.mean(model.predict(split[0], batch_size=1024, verbose=0).argmax(axis=1)
+                         == split[1]))
+
+
 def summarize(history: dict[str, list[float]], seconds: float, model: keras.Model,
-              kept_best: bool) -> dict:
-    """Metrics of the weights kept: the best epoch's when early stopping restored them."""
+              kept_best: bool, val_accuracy: float) -> dict:
+    """Metrics of the weights kept (the best epoch's when early stopping restored them);
+    `val_accuracy` is the saved model's, flip averaging included, which promotion compares."""
     kept = int(np.argmax(history["val_accuracy"])) if kept_best else -1
     return {
         "train_accuracy": history["accuracy"][kept], "train_loss": history["loss"][kept],
-        "val_accuracy": history["val_accuracy"][kept], "val_loss": history["val_loss"][kept],
+        "fit_val_accuracy": history["val_accuracy"][kept], "val_loss": history["val_loss"][kept],
+        "val_accuracy": val_accuracy,
         "epochs": len(history["loss"]), "train_seconds": round(seconds, 1),
         "parameters": int(model.count_params()),
     }
@@ -107,9 +114,13 @@ def main() -> None:
         mlflow.log_params(config.flatten(params))
         started = time.perf_counter()
         history = fit(model, train, val, params["train"], [mlflow.keras.MlflowCallback()])
-        summary = summarize(history, time.perf_counter() - started, model,
+        seconds = time.perf_counter() - started
+        if params["train"]["flip_averaging"]:
+            model = with_flip_averaging(model)
+        summary = summarize(history, seconds, model, val_accuracy=accuracy(model, val),
                             kept_best=params["train"]["early_stopping_patience"] > 0)
-        mlflow.log_metrics({"train_seconds": summary["train_seconds"]})
+        mlflow.log_metrics({"train_seconds": summary["train_seconds"],
+                            "model_val_accuracy": summary["val_accuracy"]})
 
         config.MODEL_DIR.mkdir(parents=True, exist_ok=True)
         model.save(MODEL_FILE)

@@ -61,6 +61,22 @@ def test_augmentation_acts_in_training_only(dataset):
     assert {"RandomFlip", "RandomTranslation"} <= layer_types
 
 
+def test_flip_averaging_is_the_mean_over_image_and_mirror_image(dataset, tmp_path):
+    images, _ = dataset(per_class=2)
+    inputs = scale(images)
+    model = models.build_model("cnn", filters=8, flip=True, **HYPER)
+    averaged = models.with_flip_averaging(model)
+    expected = (model.predict(inputs, verbose=0) + model.predict(inputs[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(averaged.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-7)
+    # Mirror-invariant by construction, and it saves and loads with built-in layers only.
+    averaged.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded.predict(inputs[:, :, ::-1], verbose=0), expected,
+                               rtol=1e-5, atol=1e-7)
+    assert averaged.count_params() - model.count_params() == 28 * 28  # the frozen mirror
+    assert [id(w) for w in averaged.trainable_weights] == [id(w) for w in model.trainable_weights]
+
+
 def test_unknown_model_is_a_params_error():
     with pytest.raises(ParamsError, match="unknown model 'resnet'"):
         models.build_model("resnet", filters=8)
