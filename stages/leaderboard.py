@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from stages.errors import RegistryError
 
 KEY_PARAMS = ("train.model", "filters", "kernel_size", "dense_units", "dropout", "train.epochs")
-METRICS = ("val_accuracy", "test_accuracy")
+METRICS = ("val_accuracy", "model_val_accuracy", "test_accuracy")  # model_: flip-averaged
 
 
 def leaderboard(mlflow_client: MlflowClient, experiment: str, model_name: str,

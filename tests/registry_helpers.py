@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stages import config, dataio, preprocess, tracking
-from stages.models import build_model
+from stages.models import build_model, with_flip_averaging
 from tests.conftest import REAL_DATA_DIR, make_dataset
 
 REAL_TEST_IMAGES = REAL_DATA_DIR / "t10k-images-idx3-ubyte.gz"
@@ -43,13 +43,14 @@ def export_pngs(images: np.ndarray, directory: Path) -> list[Path]:
 @functools.lru_cache(maxsize=1)
 def tiny_model() -> keras.Model:
     """A tiny one-conv CNN (~11k weights) fitted for two epochs on generated bars: confident
-    enough that its top class is no coin toss, quick enough to build once per test session."""
+    enough that its top class is no coin toss, quick enough to build once per test session.
+    Wrapped in flip averaging like the pipeline's models, so serving and predict see that shape."""
     config.seed_everything(0)
     images, labels = make_dataset(per_class=20)
     model = build_model("seed", filters=4, kernel_size=3, dense_units=16, dropout=0.0)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     model.fit(preprocess.scale(images), labels, epochs=2, batch_size=32, verbose=0)
-    return model
+    return with_flip_averaging(model)
 
 
 def log_candidate(val_accuracy: float, test_accuracy: float) -> str:
