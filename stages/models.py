@@ -34,7 +34,7 @@ def bn_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
     block, then dropout -> dense -> dropout -> softmax. One conv per block: on a CPU a second
     conv per block cost 2-3x the time for a few tenths of a point. Pooling before batch norm
     and ReLU runs those on a quarter of the values: 20-30 % less time per epoch on a CPU,
-    same accuracy."""
+    no accuracy loss seen in trials."""
     for block in range(blocks):
         # No bias: batch norm's shift makes it redundant.
         x = layers.Conv2D(filters * 2 ** block, kernel_size, padding="same", use_bias=False)(x)
@@ -66,10 +66,9 @@ def build_model(name: str, flip: bool = False, shift: float = 0.0,
     return keras.Model(inputs, ARCHITECTURES[name](x, **hyper_params), name=name)
 
 
-
 def with_flip_averaging(model: keras.Model) -> keras.Model:
     """Test-time augmentation: the mean of the model's probabilities for each image and its
-    mirror image (+0.1-0.2 points for a model trained with flips). It wraps the trained model,
+    mirror image (+0.1-0.5 points here for a model trained with flips). It wraps the trained model,
     so the saved model predicts this way wherever it is loaded: evaluate, `fmnist predict`,
     `mlflow models serve`."""
     height, width, _ = INPUT_SHAPE
