@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stages import config, dataio, predict
-from stages.errors import PipelineError
+from fmnist import config
+from fmnist.data import formats
+from fmnist.errors import PipelineError
+from fmnist.serving import predict
 
 TEST_IMAGES = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 RESULT_FILE = Path(__file__).with_name("predict_latency.json")
@@ -52,7 +54,7 @@ def bench(model_uri: str, repeats: int, rounds: int, images_file: Path) -> dict:
     model = predict.load_model(model_uri)
     with tempfile.TemporaryDirectory() as folder:
         png = Path(folder) / "test_00000.png"
-        Image.fromarray(dataio.read_idx(images_file)[0], mode="L").save(png)
+        Image.fromarray(formats.read_idx(images_file)[0], mode="L").save(png)
         for _ in range(10):  # warm-up: graph tracing, allocator, file cache
             predict.predict_files(model, [png])
         single = np.array([timed(lambda: predict.predict_files(model, [png]))
@@ -62,7 +64,7 @@ def bench(model_uri: str, repeats: int, rounds: int, images_file: Path) -> dict:
              "--model-uri", model_uri], check=True, capture_output=True))
     predict.predict_files(model, [images_file])  # warm-up for the batch shapes
     full = [timed(lambda: predict.predict_files(model, [images_file])) for _ in range(rounds)]
-    count = len(dataio.read_idx(images_file))
+    count = len(formats.read_idx(images_file))
     p50, p95, seconds = float(np.percentile(single, 50)), float(np.percentile(single, 95)), \
         statistics.median(full)
     return {

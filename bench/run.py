@@ -2,7 +2,7 @@
 `dvc exp run -S filters=64`, and test accuracy over several seeds, per profile.
 
 Each profile runs in a fresh `git clone` of this repo's HEAD (so the DVC cache is cold), with
-the profile's overrides (profiles/<name>.yaml; `default` is params.yaml as it is) committed there.
+the profile's overrides (fmnist/profiles/<name>.yaml; `default` is params.yaml as it is) committed there.
 The first seed is a cold `dvc repro`; further seeds are `dvc exp run -S seed=N`.
 
     python bench/run.py                                  # default and fast, 3 seeds each
@@ -29,7 +29,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
-from stages import plots, profiles  # noqa: E402
+from bench.figures import accuracy_vs_time  # noqa: E402
+from fmnist import plots, profiles  # noqa: E402
 
 BENCH_DIR = REPO_ROOT / "bench"
 STAGE_LINE = re.compile(r"Running stage '([\w-]+)'")
@@ -146,7 +147,7 @@ def plot(results: dict) -> None:
     points = {name: (profile["cold_repro"]["seconds"], profile["test_accuracy_mean"],
                      profile["test_accuracy_std"])
               for name, profile in results["profiles"].items()}
-    plots.save(plots.accuracy_vs_time(points), BENCH_DIR / "accuracy_vs_time.png")
+    plots.save(accuracy_vs_time(points), BENCH_DIR / "accuracy_vs_time.png")
 
 
 def main() -> None:

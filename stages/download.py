@@ -1,9 +1,9 @@
-"""Stage `download`: land Fashion-MNIST in data/raw with a manifest (see stages/sources.py)."""
+"""download: land Fashion-MNIST in data/raw with a manifest (sources in fmnist/data/sources.py)."""
 from __future__ import annotations
 
-from stages.config import RAW_DIR, load_params
-from stages.errors import ParamsError, stage_entry
-from stages.sources import download
+from fmnist.config import RAW_DIR, load_params
+from fmnist.data.sources import download
+from fmnist.errors import ParamsError, stage_entry
 
 
 @stage_entry

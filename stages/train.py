@@ -1,102 +1,21 @@
 """train: build the CNN from params, fit it, log the run to MLflow, save the model."""
 from __future__ import annotations
 
-import csv
 import math
 import time
-from typing import Any
 
-import keras
 import mlflow
-import numpy as np
 
-from stages import config, dataio, plots, tracking
-from stages.errors import ParamsError, stage_entry
-from stages.models import NUM_CLASSES, build_model, with_flip_averaging
-from stages.preprocess import load_split
+from fmnist import config, plots, tracking
+from fmnist.data import formats
+from fmnist.data.splits import load_split
+from fmnist.errors import stage_entry
+from fmnist.jsonfiles import read_json, write_json
+from fmnist.model.architectures import build_model, with_flip_averaging
+from fmnist.model.training import (accuracy, compile_model, fit, hyper_params, training_summary,
+                                   write_history)
 
-MODEL_FILE = config.MODEL_DIR / "model.keras"
 HISTORY_FILE = config.METRICS_DIR / "train_history.csv"
-
-
-def hyper_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The builder's keyword arguments: the top-level hyper-parameters and the augmentation."""
-    return {**{key: params[key] for key in ("filters", "kernel_size", "dense_units", "dropout")},
-            **params["train"]["augment"]}
-
-
-def optimizer(train_params: dict[str, Any], steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam or AdamW, at a constant rate or on a cosine decay after a 5 % linear warm-up."""
-    rate = train_params["learning_rate"]
-    if train_params["lr_schedule"] == "cosine":
-        total = train_params["epochs"] * steps_per_epoch
-        rate = keras.optimizers.schedules.CosineDecay(
-            0.0, total, warmup_target=rate, warmup_steps=max(1, total // 20))
-    elif train_params["lr_schedule"] != "constant":
-        raise ParamsError(f"train.lr_schedule must be constant or cosine, "
-                          f"got {train_params['lr_schedule']!r}")
-    if train_params["optimizer"] == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=train_params["weight_decay"])
-    if train_params["optimizer"] == "adam":
-        return keras.optimizers.Adam(rate)
-    raise ParamsError(f"train.optimizer must be adam or adamw, got {train_params['optimizer']!r}")
-
-
-def compile_model(model: keras.Model, train_params: dict[str, Any],
-                  steps_per_epoch: int) -> keras.Model:
-    # One-hot targets: label smoothing needs them (Keras' sparse loss has no smoothing).
-    model.compile(optimizer=optimizer(train_params, steps_per_epoch),
-                  loss=keras.losses.CategoricalCrossentropy(
-                      label_smoothing=train_params["label_smoothing"]),
-                  metrics=["accuracy"])
-    return model
-
-
-def one_hot(labels: np.ndarray) -> np.ndarray:
-    return keras.utils.to_categorical(labels, NUM_CLASSES)
-
-
-def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
-        val: tuple[np.ndarray, np.ndarray], train_params: dict[str, Any],
-        callbacks: list[keras.callbacks.Callback]) -> dict[str, list[float]]:
-    patience = train_params["early_stopping_patience"]
-    if patience:
-        callbacks = [*callbacks, keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", patience=patience, restore_best_weights=True)]
-    history = model.fit(train[0], one_hot(train[1]), validation_data=(val[0], one_hot(val[1])),
-                        epochs=train_params["epochs"], batch_size=train_params["batch_size"],
-                        callbacks=callbacks, verbose=2)
-    return {name: [float(v) for v in values] for name, values in history.history.items()}
-
-
-def write_history(history: dict[str, list[float]]) -> None:
-    """Per-epoch rows with an `epoch` column, the shape `dvc plots` wants."""
-    HISTORY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    names = sorted(history)
-    with open(HISTORY_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["epoch", *names])
-        for epoch, values in enumerate(zip(*(history[n] for n in names)), start=1):
-            writer.writerow([epoch, *(f"{v:.6f}" for v in values)])
-
-
-def accuracy(model: keras.Model, split: tuple[np.ndarray, np.ndarray]) -> float:
-    return float(np.mean(model.predict(split[0], batch_size=1024, verbose=0).argmax(axis=1)
-                         == split[1]))
-
-
-def summarize(history: dict[str, list[float]], seconds: float, model: keras.Model,
-              kept_best: bool, val_accuracy: float) -> dict:
-    """Metrics of the weights kept (the best epoch's when early stopping restored them);
-    `val_accuracy` is the saved model's, flip averaging included, which promotion compares."""
-    kept = int(np.argmax(history["val_accuracy"])) if kept_best else -1
-    return {
-        "train_accuracy": history["accuracy"][kept], "train_loss": history["loss"][kept],
-        "fit_val_accuracy": history["val_accuracy"][kept], "val_loss": history["val_loss"][kept],
-        "val_accuracy": val_accuracy,
-        "epochs": len(history["loss"]), "train_seconds": round(seconds, 1),
-        "parameters": int(model.count_params()),
-    }
 
 
 @stage_entry
@@ -107,7 +26,7 @@ def main() -> None:
     steps_per_epoch = math.ceil(len(train[1]) / params["train"]["batch_size"])
     model = compile_model(build_model(params["train"]["model"], **hyper_params(params)),
                           params["train"], steps_per_epoch)
-    fingerprint = dataio.read_json(config.RAW_DIR / dataio.MANIFEST)["fingerprint"]
+    fingerprint = read_json(config.PROCESSED_DIR / formats.MANIFEST)["fingerprint"]
 
     with tracking.start_run(params["mlflow"]["experiment"],
                             tags=tracking.run_tags(fingerprint)) as run:
@@ -117,22 +36,22 @@ def main() -> None:
         seconds = time.perf_counter() - started
         if params["train"]["flip_averaging"]:
             model = with_flip_averaging(model)
-        summary = summarize(history, seconds, model, val_accuracy=accuracy(model, val),
-                            kept_best=params["train"]["early_stopping_patience"] > 0)
+        summary = training_summary(history, seconds, model, val_accuracy=accuracy(model, val),
+                                   kept_best=params["train"]["early_stopping_patience"] > 0)
         mlflow.log_metrics({"train_seconds": summary["train_seconds"],
                             "model_val_accuracy": summary["val_accuracy"]})
 
         config.MODEL_DIR.mkdir(parents=True, exist_ok=True)
-        model.save(MODEL_FILE)
-        write_history(history)
-        dataio.write_json(config.METRICS_DIR / "train.json", summary)
+        model.save(config.MODEL_FILE)
+        write_history(history, HISTORY_FILE)
+        write_json(config.METRICS_DIR / "train.json", summary)
         curves = plots.save(plots.training_curves(history),
                             config.FIGURES_DIR / "training_curves.png")
         mlflow.log_artifact(str(curves), artifact_path="figures")
         mlflow.log_artifact(str(HISTORY_FILE), artifact_path="metrics")
         tracking.log_keras_model(model, val[0][:8])
-        dataio.write_json(tracking.RUN_FILE, {"run_id": run.info.run_id,
-                                              "experiment": params["mlflow"]["experiment"]})
+        write_json(tracking.RUN_FILE, {"run_id": run.info.run_id,
+                                       "experiment": params["mlflow"]["experiment"]})
     print(f"val accuracy {summary['val_accuracy']:.4f}; MLflow run {run.info.run_id}")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import profiles
+from fmnist import profiles
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")

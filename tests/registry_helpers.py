@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import config, dataio, preprocess, tracking
-from stages.models import build_model, with_flip_averaging
+from fmnist import config, jsonfiles, tracking
+from fmnist.data import formats, splits
+from fmnist.model.architectures import build_model, with_flip_averaging
 from tests.conftest import REAL_DATA_DIR, make_dataset
 
 REAL_TEST_IMAGES = REAL_DATA_DIR / "t10k-images-idx3-ubyte.gz"
@@ -23,12 +24,12 @@ def real_test_images(count: int) -> np.ndarray:
     """The first `count` images of the real test set, uint8 (count, 28, 28)."""
     if not REAL_TEST_IMAGES.exists():
         pytest.fail(f"{REAL_DATA_DIR} is missing: install Debian's dataset-fashion-mnist")
-    return np.array(dataio.read_idx(REAL_TEST_IMAGES)[:count])
+    return np.array(formats.read_idx(REAL_TEST_IMAGES)[:count])
 
 
 def real_test_labels(count: int) -> np.ndarray:
     """Their labels (the first 20 hold all ten classes)."""
-    return np.array(dataio.read_idx(REAL_TEST_LABELS)[:count])
+    return np.array(formats.read_idx(REAL_TEST_LABELS)[:count])
 
 
 def export_pngs(images: np.ndarray, directory: Path) -> list[Path]:
@@ -49,7 +50,7 @@ def tiny_model() -> keras.Model:
     images, labels = make_dataset(per_class=20)
     model = build_model("seed", filters=4, kernel_size=3, dense_units=16, dropout=0.0)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    model.fit(preprocess.scale(images), labels, epochs=2, batch_size=32, verbose=0)
+    model.fit(splits.scale(images), labels, epochs=2, batch_size=32, verbose=0)
     return with_flip_averaging(model)
 
 
@@ -57,14 +58,14 @@ def log_candidate(val_accuracy: float, test_accuracy: float) -> str:
     """What train and evaluate leave for register, without training: an MLflow run holding the
     tiny model, models/mlflow_run.json and the two metrics files. Returns the run id."""
     params = config.load_params()
-    sample = preprocess.scale(make_dataset(per_class=1)[0])
+    sample = splits.scale(make_dataset(per_class=1)[0])
     with tracking.start_run(params["mlflow"]["experiment"],
                             tags=tracking.run_tags(FINGERPRINT)) as run:
         mlflow.log_params(config.flatten(params))
         mlflow.log_metrics({"val_accuracy": val_accuracy, "test_accuracy": test_accuracy})
         tracking.log_keras_model(tiny_model(), sample[:8])
-    dataio.write_json(tracking.RUN_FILE, {"run_id": run.info.run_id,
+    jsonfiles.write_json(tracking.RUN_FILE, {"run_id": run.info.run_id,
                                           "experiment": params["mlflow"]["experiment"]})
-    dataio.write_json(config.METRICS_DIR / "train.json", {"val_accuracy": val_accuracy})
-    dataio.write_json(config.METRICS_DIR / "evaluate.json", {"test_accuracy": test_accuracy})
+    jsonfiles.write_json(config.METRICS_DIR / "train.json", {"val_accuracy": val_accuracy})
+    jsonfiles.write_json(config.METRICS_DIR / "evaluate.json", {"test_accuracy": test_accuracy})
     return run.info.run_id

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import dataio
-from stages.errors import ChecksumError, DataFormatError, DataSourceError, ParamsError
-from stages.sources import PINNED_SHA256, download, kaggle_credentials_available
+from fmnist import jsonfiles
+from fmnist.data import formats
+from fmnist.data.sources import PINNED_SHA256, download, kaggle_credentials_available
+from fmnist.errors import ChecksumError, DataFormatError, DataSourceError, ParamsError
 from tests.fake_servers import NO_PROXY_ENV, fake_http_server, fake_kaggle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def tiny_csv_dir(tmp_path: Path) -> Path:
     for split, rows in (("train", 20), ("test", 10)):
         images = rng.integers(0, 256, size=(rows, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, size=rows, dtype=np.uint8)
-        dataio.write_csv(folder / dataio.CSV_FILES[split], images, labels)
+        formats.write_csv(folder / formats.CSV_FILES[split], images, labels)
     (folder / "t10k-labels-idx1-ubyte").write_bytes(b"not wanted")
     return folder
 
@@ -74,20 +75,20 @@ def assert_real_idx_manifest(manifest: dict, raw_dir: Path, source: str) -> None
     assert manifest["source"] == source and manifest["format"] == "idx"
     assert manifest["rows"] == {"train": 60000, "test": 10000}
     assert {entry["name"]: entry["sha256"] for entry in manifest["files"]} == PINNED_SHA256
-    assert dataio.read_json(raw_dir / dataio.MANIFEST) == manifest
+    assert jsonfiles.read_json(raw_dir / formats.MANIFEST) == manifest
 
 
 def test_local_real_data_lands_verified_and_replaces_stale_csv(raw_dir: Path) -> None:
     raw_dir.mkdir(parents=True)
-    (raw_dir / dataio.CSV_FILES["train"]).write_text("stale from an earlier kaggle run\n")
+    (raw_dir / formats.CSV_FILES["train"]).write_text("stale from an earlier kaggle run\n")
 
     started = time.perf_counter()
     manifest = download({"source": "local", "local_dir": str(DEBIAN_DIR)}, raw_dir)
     elapsed = time.perf_counter() - started
 
     assert_real_idx_manifest(manifest, raw_dir, "local")
-    assert manifest["fingerprint"] == dataio.fingerprint(dataio.read_raw_frames(raw_dir))
-    assert sorted(os.listdir(raw_dir)) == sorted([*PINNED_SHA256, dataio.MANIFEST])
+    assert manifest["fingerprint"] == formats.fingerprint(formats.read_raw_frames(raw_dir))
+    assert sorted(os.listdir(raw_dir)) == sorted([*PINNED_SHA256, formats.MANIFEST])
     assert elapsed < 5, f"local source took {elapsed:.1f} s"
     assert [p.name for p in raw_dir.parent.iterdir()] == ["raw"]  # no staging left behind
 
@@ -143,22 +144,22 @@ def test_kaggle_source_downloads_csvs_without_leaking_the_key(
     [asked] = fake.download_requests()
     assert asked.body == {"ownerSlug": "zalando-research", "datasetSlug": "fashionmnist"}
     assert asked.authorized
-    assert sorted(os.listdir(raw_dir)) == sorted([*dataio.CSV_FILES.values(), dataio.MANIFEST])
-    frames = dataio.read_raw_frames(raw_dir)
+    assert sorted(os.listdir(raw_dir)) == sorted([*formats.CSV_FILES.values(), formats.MANIFEST])
+    frames = formats.read_raw_frames(raw_dir)
     assert {split: len(frame) for split, frame in frames.items()} == {"train": 20, "test": 10}
     assert manifest["format"] == "csv" and manifest["rows"] == {"train": 20, "test": 10}
-    assert manifest["fingerprint"] == dataio.fingerprint(frames)
+    assert manifest["fingerprint"] == formats.fingerprint(frames)
     for entry in manifest["files"]:
-        assert entry["sha256"] == dataio.sha256_file(tiny_csv_dir / entry["name"])
+        assert entry["sha256"] == formats.sha256_file(tiny_csv_dir / entry["name"])
     output = capfd.readouterr()
-    for text in (output.out, output.err, (raw_dir / dataio.MANIFEST).read_text()):
+    for text in (output.out, output.err, (raw_dir / formats.MANIFEST).read_text()):
         assert fake.key not in text
 
 
 def test_kaggle_csv_with_wrong_header_is_a_format_error(
     raw_dir: Path, tiny_csv_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tiny_csv_dir / dataio.CSV_FILES["test"]).write_text("label,pixel_1\n3,0\n")
+    (tiny_csv_dir / formats.CSV_FILES["test"]).write_text("label,pixel_1\n3,0\n")
     with fake_kaggle(tiny_csv_dir) as fake:
         for name, value in fake.env.items():
             monkeypatch.setenv(name, value)

@@ -5,9 +5,10 @@ import keras
 import numpy as np
 import pytest
 
-from stages import config, models, train
-from stages.errors import ParamsError
-from stages.preprocess import scale
+from fmnist import config
+from fmnist.data.splits import scale
+from fmnist.errors import ParamsError
+from fmnist.model import architectures, training
 
 HYPER = {"kernel_size": 3, "dense_units": 16, "dropout": 0.2}
 RECIPE = {"optimizer": "adam", "learning_rate": 0.01, "lr_schedule": "constant",
@@ -20,7 +21,7 @@ def conv_widths(model: keras.Model) -> list[int]:
 
 @pytest.mark.parametrize("filters", [8, 32, 64])
 def test_seed_cnn_first_conv_width_follows_filters(filters):
-    model = models.build_model("seed", filters=filters, **HYPER)
+    model = architectures.build_model("seed", filters=filters, **HYPER)
     assert conv_widths(model) == [filters]
     assert model.input_shape == (None, 28, 28, 1)
     assert model.output_shape == (None, 10)
@@ -28,7 +29,7 @@ def test_seed_cnn_first_conv_width_follows_filters(filters):
 
 @pytest.mark.parametrize("filters", [16, 32])
 def test_bn_cnn_blocks_double_from_filters(filters):
-    model = models.build_model("cnn", filters=filters, **HYPER)
+    model = architectures.build_model("cnn", filters=filters, **HYPER)
     assert conv_widths(model) == [filters, 2 * filters, 4 * filters]
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 3
     assert model.output_shape == (None, 10)
@@ -36,14 +37,14 @@ def test_bn_cnn_blocks_double_from_filters(filters):
 
 @pytest.mark.parametrize("name", ["seed", "cnn"])
 def test_wider_first_layer_means_more_parameters(name):
-    sizes = [models.build_model(name, filters=f, **HYPER).count_params() for f in (8, 16, 32)]
+    sizes = [architectures.build_model(name, filters=f, **HYPER).count_params() for f in (8, 16, 32)]
     assert sizes[0] < sizes[1] < sizes[2]
 
 
 @pytest.mark.parametrize("name", ["seed", "cnn"])
 def test_outputs_are_probabilities(dataset, name):
     images, _ = dataset(per_class=2)
-    model = models.build_model(name, filters=8, **HYPER)
+    model = architectures.build_model(name, filters=8, **HYPER)
     probabilities = model.predict(scale(images), verbose=0)
     assert probabilities.shape == (20, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -52,8 +53,8 @@ def test_outputs_are_probabilities(dataset, name):
 def test_augmentation_acts_in_training_only(dataset):
     images, _ = dataset(per_class=2)
     inputs = scale(images)
-    plain = models.build_model("seed", filters=8, **HYPER)
-    augmented = models.build_model("seed", filters=8, flip=True, shift=0.1, **HYPER)
+    plain = architectures.build_model("seed", filters=8, **HYPER)
+    augmented = architectures.build_model("seed", filters=8, flip=True, shift=0.1, **HYPER)
     augmented.set_weights(plain.get_weights())  # augmentation layers have no weights
     np.testing.assert_allclose(augmented.predict(inputs, verbose=0),
                                plain.predict(inputs, verbose=0), rtol=1e-5)
@@ -64,8 +65,8 @@ def test_augmentation_acts_in_training_only(dataset):
 def test_flip_averaging_is_the_mean_over_image_and_mirror_image(dataset, tmp_path):
     images, _ = dataset(per_class=2)
     inputs = scale(images)
-    model = models.build_model("cnn", filters=8, flip=True, **HYPER)
-    averaged = models.with_flip_averaging(model)
+    model = architectures.build_model("cnn", filters=8, flip=True, **HYPER)
+    averaged = architectures.with_flip_averaging(model)
     expected = (model.predict(inputs, verbose=0) + model.predict(inputs[:, :, ::-1], verbose=0)) / 2
     np.testing.assert_allclose(averaged.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-7)
     # Mirror-invariant by construction, and it saves and loads with built-in layers only.
@@ -79,17 +80,17 @@ def test_flip_averaging_is_the_mean_over_image_and_mirror_image(dataset, tmp_pat
 
 def test_unknown_model_is_a_params_error():
     with pytest.raises(ParamsError, match="unknown model 'resnet'"):
-        models.build_model("resnet", filters=8)
+        architectures.build_model("resnet", filters=8)
 
 
 @pytest.mark.parametrize("key, value", [("optimizer", "sgd"), ("lr_schedule", "step")])
 def test_unknown_recipe_choices_are_params_errors(key, value):
     with pytest.raises(ParamsError, match=f"train.{key}"):
-        train.optimizer({**RECIPE, key: value}, steps_per_epoch=10)
+        training.optimizer({**RECIPE, key: value}, steps_per_epoch=10)
 
 
 def test_cosine_schedule_warms_up_then_decays():
-    optimizer = train.optimizer({**RECIPE, "optimizer": "adamw", "lr_schedule": "cosine"},
+    optimizer = training.optimizer({**RECIPE, "optimizer": "adamw", "lr_schedule": "cosine"},
                                 steps_per_epoch=10)
     schedule = optimizer._learning_rate
     rates = [float(schedule(step)) for step in (0, 4, 40, 79)]
@@ -103,9 +104,9 @@ def test_model_learns_an_easy_task(dataset, name):
     """Minimum functionality: a bar whose position is the class is learnt well above chance."""
     config.seed_everything(0)
     images, labels = dataset(per_class=40, seed=1)
-    model = train.compile_model(models.build_model(name, filters=8, **HYPER), RECIPE,
+    model = training.compile_model(architectures.build_model(name, filters=8, **HYPER), RECIPE,
                                 steps_per_epoch=13)
-    model.fit(scale(images), train.one_hot(labels), epochs=8, batch_size=32, verbose=0)
+    model.fit(scale(images), training.one_hot(labels), epochs=8, batch_size=32, verbose=0)
     test_images, test_labels = dataset(per_class=10, seed=2)
     accuracy = np.mean(model.predict(scale(test_images), verbose=0).argmax(1) == test_labels)
     assert accuracy > 0.6  # chance is 0.1

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from stages import dataio, profiles
+from fmnist import profiles
+from fmnist.data import formats
 from tests.conftest import REAL_DATA_DIR, REPO_ROOT, git
 from tests.fake_servers import fake_kaggle
 
@@ -140,7 +141,7 @@ def test_bad_data_from_kaggle_stops_the_pipeline_at_validate(pipeline_repo, data
     for split, per_class in (("train", 20), ("test", 5)):
         images, labels = dataset(per_class, seed=len(split))
         labels[3] = 12  # no such class
-        dataio.write_csv(csv_dir / dataio.CSV_FILES[split], images, labels)
+        formats.write_csv(csv_dir / formats.CSV_FILES[split], images, labels)
     set_params(pipeline_repo, **{"download.source": "kaggle",
                                  "validate.expected_rows": {"train": 200, "test": 50},
                                  "validate.class_balance_tolerance": 0.2})

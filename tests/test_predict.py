@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import cli, dataio, evaluate, inputs, predict, preprocess, register, train
-from stages.errors import InputFileError
+from fmnist import cli, config, jsonfiles
+from fmnist.data import formats, splits
+from fmnist.errors import InputFileError
+from fmnist.serving import inputs, predict
+from stages import evaluate, register, train
 from tests.conftest import make_dataset
 from tests.registry_helpers import (FINGERPRINT, export_pngs, real_test_images, real_test_labels,
                                     tiny_model)
@@ -55,8 +58,8 @@ def test_a_wide_transparent_image_is_centred_on_black(tmp_path):
 
 def test_idx_and_kaggle_csv_files_give_one_image_per_row(tmp_path):
     images, labels = make_dataset(per_class=1)
-    dataio.write_idx(tmp_path / "few-idx3-ubyte.gz", images)
-    dataio.write_csv(tmp_path / "few.csv", images, labels)
+    formats.write_idx(tmp_path / "few-idx3-ubyte.gz", images)
+    formats.write_csv(tmp_path / "few.csv", images, labels)
     for name in ("few-idx3-ubyte.gz", "few.csv"):
         names, loaded = inputs.load(tmp_path / name)
         assert names[3] == f"{tmp_path / name}[3]" and np.array_equal(loaded, images)
@@ -66,7 +69,7 @@ def test_bad_files_get_a_named_error_and_the_others_are_still_predicted(tmp_path
     [good] = export_pngs(real_test_images(1), tmp_path)
     (tmp_path / "notes.png").write_text("not an image")
     (tmp_path / "wrong.csv").write_text("a,b\n1,2\n")
-    dataio.write_idx(tmp_path / "labels-idx1-ubyte", np.arange(10, dtype=np.uint8))
+    formats.write_idx(tmp_path / "labels-idx1-ubyte", np.arange(10, dtype=np.uint8))
     paths = [tmp_path / "missing.png", tmp_path / "notes.png", good, tmp_path / "wrong.csv",
              tmp_path / "labels-idx1-ubyte"]
     results, errors = predict.predict_files(tiny_model(), paths)
@@ -84,13 +87,13 @@ def test_predict_on_exported_test_images_matches_evaluate(dvc_workspace, tmp_pat
     """The real first 20 test images: evaluate's predictions (metrics/test_predictions.csv) and
     `fmnist predict` on the same images exported to PNG, with the registered champion."""
     root = dvc_workspace(**{"train.epochs": 2, "train.batch_size": 32, "filters": 8})
-    dataio.write_json(root / "data" / "raw" / dataio.MANIFEST, {"fingerprint": FINGERPRINT})
+    jsonfiles.write_json(root / "data" / "processed" / formats.MANIFEST, {"fingerprint": FINGERPRINT})
     images, labels = make_dataset(per_class=12)
-    parts = preprocess.split_train_val(preprocess.scale(images), labels, 0.25, seed=0)
+    parts = splits.split_train_val(splits.scale(images), labels, 0.25, seed=0)
     test_images = real_test_images(20)
-    parts["test"] = (preprocess.scale(test_images), real_test_labels(20))
+    parts["test"] = (splits.scale(test_images), real_test_labels(20))
     for name, (split_images, split_labels) in parts.items():
-        preprocess.save_split(name, split_images, split_labels)
+        splits.save_split(name, split_images, split_labels)
     train.main()
     evaluate.main()
     register.main()
@@ -105,8 +108,8 @@ def test_predict_on_exported_test_images_matches_evaluate(dvc_workspace, tmp_pat
     assert [r["input"] for r in answer["predictions"]] == [str(p) for p in pngs]
     assert [r["top"][0]["class"] for r in answer["predictions"]] == evaluated
     # Not just the labels: the probabilities are those of evaluate's model on evaluate's input.
-    evaluate_probabilities = keras.saving.load_model(train.MODEL_FILE).predict(
-        preprocess.load_split("test")[0], verbose=0)
+    evaluate_probabilities = keras.saving.load_model(config.MODEL_FILE).predict(
+        splits.load_split("test")[0], verbose=0)
     for result, row in zip(answer["predictions"], evaluate_probabilities):
         assert [c["probability"] for c in result["top"]] == pytest.approx(
             sorted(row, reverse=True)[:3], abs=1e-5)

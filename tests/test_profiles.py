@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import config, dataio, evaluate, preprocess, profiles, train
+from fmnist import config, jsonfiles, profiles
+from fmnist.data import formats, splits
+from stages import evaluate, train
 from tests.conftest import REAL_DATA_DIR, project_params
 
 
@@ -33,19 +35,19 @@ def test_expected_profiles_exist():
 
 def real_slice(per_class_train: int, test_rows: int) -> dict:
     """A small slice of the real data, already preprocessed."""
-    frames = dataio.read_raw_frames(REAL_DATA_DIR)
-    images, labels = dataio.from_frame(frames["train"])
+    frames = formats.read_raw_frames(REAL_DATA_DIR)
+    images, labels = formats.from_frame(frames["train"])
     keep = np.concatenate([np.flatnonzero(labels == c)[:per_class_train] for c in range(10)])
-    parts = preprocess.split_train_val(preprocess.scale(images[keep]), labels[keep], 0.2, 0)
-    test_images, test_labels = dataio.from_frame(frames["test"].iloc[:test_rows])
-    parts["test"] = (preprocess.scale(test_images), test_labels)
+    parts = splits.split_train_val(splits.scale(images[keep]), labels[keep], 0.2, 0)
+    test_images, test_labels = formats.from_frame(frames["test"].iloc[:test_rows])
+    parts["test"] = (splits.scale(test_images), test_labels)
     return parts
 
 
 def write_processed(parts: dict) -> None:
     for name, (images, labels) in parts.items():
-        preprocess.save_split(name, images, labels)
-    dataio.write_json(config.RAW_DIR / dataio.MANIFEST, {"fingerprint": "slice"})
+        splits.save_split(name, images, labels)
+    jsonfiles.write_json(config.PROCESSED_DIR / formats.MANIFEST, {"fingerprint": "slice"})
 
 
 def test_same_seed_same_cpu_gives_identical_results(dvc_workspace):
@@ -78,20 +80,20 @@ def test_gpu_profile_trains_under_jax_on_cpu(dvc_workspace):
     header, rows = history[0].split(","), [list(map(float, line.split(","))) for line in history[1:]]
     losses = [row[header.index("loss")] for row in rows]
     assert len(rows) == 3 and losses[-1] < losses[0]
-    metrics = dataio.read_json(root / "metrics" / "evaluate.json")
+    metrics = jsonfiles.read_json(root / "metrics" / "evaluate.json")
     assert sum(c["support"] for c in metrics["per_class"].values()) == 200
     from mlflow.tracking import MlflowClient
 
-    from stages import tracking
+    from fmnist import tracking
 
-    run_id = dataio.read_json(tracking.RUN_FILE)["run_id"]
+    run_id = jsonfiles.read_json(tracking.RUN_FILE)["run_id"]
     run = MlflowClient(tracking.tracking_uri()).get_run(run_id)
     assert run.data.tags["keras.backend"] == "jax"
     assert run.data.params["filters"] == "64"
 
 
 def test_cli_prints_a_profile_as_exp_run_flags(capsys):
-    from stages import cli
+    from fmnist import cli
 
     assert cli.main(["profile", "fast"]) == 0
     printed = capsys.readouterr().out.split()

@@ -6,7 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from stages import cli, dataio, register, registry
+from fmnist import cli, jsonfiles, registry
+from stages import register
 from tests.registry_helpers import FINGERPRINT, log_candidate
 
 NAME = "fashion-mnist-cnn"
@@ -32,7 +33,7 @@ def champion_and_challenger(client) -> tuple[str, str]:
 
 
 def promotion() -> dict:
-    return dataio.read_json(register.PROMOTION_FILE)
+    return jsonfiles.read_json(register.PROMOTION_FILE)
 
 
 def test_register_stage_promotes_only_on_validation_gain(dvc_workspace):

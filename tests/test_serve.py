@@ -15,7 +15,8 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from stages import cli, register, tracking
+from fmnist import cli, tracking
+from stages import register
 from tests.registry_helpers import export_pngs, log_candidate, real_test_images
 
 pytestmark = pytest.mark.slow

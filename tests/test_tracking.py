@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages import config, dataio, evaluate, preprocess, tracking, train
+from fmnist import config, jsonfiles, tracking
+from fmnist.data import formats, splits
+from stages import evaluate, train
 
 
 def test_default_store_is_sqlite_under_the_workspace(tmp_path, monkeypatch):
@@ -44,18 +46,18 @@ def test_flatten_gives_dotted_names():
 
 def test_train_and_evaluate_log_one_complete_run(dvc_workspace, dataset):
     root = dvc_workspace(**{"train.epochs": 2, "train.batch_size": 32, "filters": 8})
-    dataio.write_json(root / "data" / "raw" / dataio.MANIFEST, {"fingerprint": "f" * 64})
+    jsonfiles.write_json(root / "data" / "processed" / formats.MANIFEST, {"fingerprint": "f" * 64})
     images, labels = dataset(per_class=12)
-    parts = preprocess.split_train_val(preprocess.scale(images), labels, 0.25, seed=0)
+    parts = splits.split_train_val(splits.scale(images), labels, 0.25, seed=0)
     test_images, test_labels = dataset(per_class=5, seed=3)
-    parts["test"] = (preprocess.scale(test_images), test_labels)
+    parts["test"] = (splits.scale(test_images), test_labels)
     for name, (split_images, split_labels) in parts.items():
-        preprocess.save_split(name, split_images, split_labels)
+        splits.save_split(name, split_images, split_labels)
 
     train.main()
     evaluate.main()
 
-    run_id = dataio.read_json(tracking.RUN_FILE)["run_id"]
+    run_id = jsonfiles.read_json(tracking.RUN_FILE)["run_id"]
     client = MlflowClient(tracking.tracking_uri())
     run = client.get_run(run_id)
     params = config.flatten(config.load_params())
@@ -78,7 +80,7 @@ def test_train_and_evaluate_log_one_complete_run(dvc_workspace, dataset):
     assert model_info.saved_input_example_info is not None
     loaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     logged_predictions = np.asarray(loaded.predict(parts["test"][0]))
-    evaluated = dataio.read_json(root / "metrics" / "evaluate.json")
+    evaluated = jsonfiles.read_json(root / "metrics" / "evaluate.json")
     assert evaluated["test_accuracy"] == pytest.approx(
         float(np.mean(logged_predictions.argmax(1) == parts["test"][1])))
     assert len((root / "metrics" / "test_predictions.csv").read_text().splitlines()) == 51

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.dataio import CSV_FILES, to_frame
-from stages.expectations import class_counts, count_duplicates, derive_row_stats
-from stages.validate import failure_message, run_validation
+from fmnist.data.expectations import class_counts, count_duplicates, derive_row_stats
+from fmnist.data.formats import CSV_FILES, to_frame
+from fmnist.data.validation import failure_message, run_validation
 from tests.conftest import REPO_ROOT, make_dataset
 
 PER_CLASS = 10

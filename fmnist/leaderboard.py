@@ -6,7 +6,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from stages.errors import RegistryError
+from fmnist.errors import RegistryError
 
 KEY_PARAMS = ("train.model", "filters", "kernel_size", "dense_units", "dropout", "train.epochs")
 METRICS = ("val_accuracy", "model_val_accuracy", "test_accuracy")  # model_: flip-averaged

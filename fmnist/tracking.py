@@ -18,7 +18,7 @@ import mlflow
 import numpy as np
 from mlflow.models import Model, infer_signature
 
-from stages import config
+from fmnist import config
 
 RUN_FILE = config.MODEL_DIR / "mlflow_run.json"
 # What a served model needs; pinned to the versions that trained it (also skips MLflow's slow

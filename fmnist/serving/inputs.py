@@ -6,7 +6,7 @@ inverted when asked or (auto) when their border is mostly bright, padded to a sq
 and resized to 28x28 (the data set's own recipe: longest edge to 28, centred). A 28x28 grayscale
 PNG of a Fashion-MNIST image comes back byte for byte. idx files and Kaggle-layout CSVs are
 already in the data set's convention and are taken as they are. Scaling to [0, 1] is not done
-here but by preprocess.scale, like everywhere else in the pipeline.
+here but by fmnist.data.splits.scale, like everywhere else in the pipeline.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stages import dataio
-from stages.errors import DataFormatError, InputFileError
+from fmnist.data import formats
+from fmnist.errors import DataFormatError, InputFileError
 
-SIDE = dataio.IMAGE_SIDE
+SIDE = formats.IMAGE_SIDE
 INVERT_CHOICES = ("auto", "yes", "no")
 _IDX_MAGIC = b"\x00\x00\x08"  # unsigned-byte idx
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -77,7 +77,7 @@ def _is_idx(path: Path) -> bool:
 
 def read_idx_images(path: Path) -> np.ndarray:
     try:
-        images = dataio.read_idx(path)
+        images = formats.read_idx(path)
     except DataFormatError as error:
         raise InputFileError(str(error)) from error
     if images.shape == (SIDE, SIDE):
@@ -94,12 +94,12 @@ def read_csv_images(path: Path) -> np.ndarray:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise InputFileError(f"{path}: not a readable CSV ({error})") from error
-    missing = [column for column in dataio.PIXEL_COLUMNS if column not in frame.columns]
+    missing = [column for column in formats.PIXEL_COLUMNS if column not in frame.columns]
     if missing:
         raise InputFileError(f"{path}: not the Kaggle layout, {len(missing)} of the columns "
                              f"pixel1..pixel784 are missing (e.g. {missing[0]})")
     try:
-        pixels = frame[dataio.PIXEL_COLUMNS].to_numpy(dtype=np.float64)
+        pixels = frame[formats.PIXEL_COLUMNS].to_numpy(dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise InputFileError(f"{path}: pixel values must be numbers ({error})") from error
     if np.isnan(pixels).any() or (pixels < 0).any() or (pixels > 255).any() or \

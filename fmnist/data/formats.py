@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.errors import DataFormatError
+from fmnist.errors import DataFormatError
 
 SPLITS = ("train", "test")
 IMAGE_SIDE = 28
@@ -151,17 +149,3 @@ def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(chunk_bytes), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically: a failed stage never leaves a half-written metrics file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)

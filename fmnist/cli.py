@@ -19,11 +19,11 @@ import shlex
 import sys
 from typing import Any, Callable
 
-from stages.errors import InputFileError, PipelineError
+from fmnist.errors import InputFileError, PipelineError
 
 
 def _params() -> dict[str, Any]:
-    from stages import config
+    from fmnist import config
 
     return config.load_params()
 
@@ -41,7 +41,7 @@ def _describe(version: Any) -> str:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from stages import registry
+    from fmnist import registry
 
     old, new = registry.promote(registry.client(), _model_name(args), args.version, args.reason)
     print(f"champion: {_describe(old)} -> {_describe(new)}")
@@ -49,7 +49,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from stages import registry
+    from fmnist import registry
 
     old, new = registry.rollback(registry.client(), _model_name(args), args.reason)
     print(f"champion: {_describe(old)} -> {_describe(new)}")
@@ -57,7 +57,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from stages import leaderboard, registry
+    from fmnist import leaderboard, registry
 
     experiment = args.experiment or _params()["mlflow"]["experiment"]
     rows = leaderboard.leaderboard(registry.client(), experiment, _model_name(args), args.limit)
@@ -71,7 +71,7 @@ def _format_prediction(result: dict[str, Any]) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from stages import predict
+    from fmnist.serving import predict
 
     model_uri = args.model_uri or predict.champion_uri(_model_name(args))
     model = predict.load_model(model_uri)
@@ -88,7 +88,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_payload(args: argparse.Namespace) -> int:
-    from stages import predict
+    from fmnist.serving import predict
 
     _, images, errors = predict.load_files(args.paths, args.invert)
     if errors:  # a partial request would silently shift which answer is which image's
@@ -99,14 +99,14 @@ def cmd_payload(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from stages import profiles
+    from fmnist import profiles
 
     print(shlex.join(profiles.set_flags(profiles.load(args.profile))))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stages.inputs import INVERT_CHOICES
+    from fmnist.serving.inputs import INVERT_CHOICES
 
     parser = argparse.ArgumentParser(prog="fmnist", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="photos: invert to a light garment on black (auto: when the "
                               "border is mostly bright)")
     profile = command("profile", cmd_profile,
-                      "print a profile (profiles/NAME.yaml) as `dvc exp run` -S flags, e.g. "
+                      "print a named profile (fmnist/profiles/NAME.yaml) as `dvc exp run` -S flags, e.g. "
                       "dvc exp run $(fmnist profile fast)")
     profile.add_argument("profile", help="seed, fast, gpu, ...")
     predict = commands.choices["predict"]

@@ -15,7 +15,7 @@ import pandas as pd
 from great_expectations import ExpectationSuite
 from great_expectations import expectations as gxe
 
-from stages.dataio import CLASS_NAMES, KAGGLE_COLUMNS, SPLITS
+from fmnist.data.formats import CLASS_NAMES, KAGGLE_COLUMNS, SPLITS
 
 # Batches: the frame each suite runs on. "images" is the raw frame itself, the others are derived.
 IMAGES, IMAGE_STATS, CLASS_BALANCE, TRAIN_OVERLAP = (

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from stages.errors import ParamsError
+from fmnist.errors import ParamsError
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10

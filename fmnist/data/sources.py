@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import requests
 
-from stages.dataio import (
+from fmnist.data.formats import (
     CSV_FILES,
     IDX_FILES,
     KAGGLE_COLUMNS,
@@ -30,9 +30,9 @@ from stages.dataio import (
     raw_format,
     read_raw_frames,
     sha256_file,
-    write_json,
 )
-from stages.errors import ChecksumError, DataFormatError, DataSourceError, ParamsError
+from fmnist.errors import ChecksumError, DataFormatError, DataSourceError, ParamsError
+from fmnist.jsonfiles import write_json
 
 # Zalando's release as shipped by Debian's dataset-fashion-mnist and the S3 mirror.
 PINNED_SHA256 = {

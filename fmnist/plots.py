@@ -1,31 +1,27 @@
-"""Every figure the pipeline draws (matplotlib, headless). Each function returns a Figure;
-`save` writes it, so stages and MLflow logging share one drawing per figure."""
+"""Every figure the pipeline draws. Each function returns a matplotlib Figure; `save` writes it,
+so stages and MLflow logging share one drawing per figure. Figures are made without pyplot, so
+no GUI backend is chosen or needed (CI, servers)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on CI or servers
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def save(figure: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
     return path
 
 
 def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
                 per_class: int = 8) -> Figure:
     """The first `per_class` images of every class, one row per class."""
-    figure, axes = plt.subplots(len(class_names), per_class,
-                                figsize=(per_class * 0.9, len(class_names) * 1.0))
+    figure = Figure(figsize=(per_class * 0.9, len(class_names) * 1.0))
+    axes = figure.subplots(len(class_names), per_class)
     for row, name in enumerate(class_names):
         picks = np.flatnonzero(labels == row)[:per_class]
         for col in range(per_class):
@@ -41,7 +37,8 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
 def class_distribution(counts_by_split: dict[str, Sequence[int]],
                        class_names: Sequence[str]) -> Figure:
     """Grouped bars: images per class for each split."""
-    figure, axis = plt.subplots(figsize=(9, 4))
+    figure = Figure(figsize=(9, 4))
+    axis = figure.subplots()
     positions = np.arange(len(class_names))
     width = 0.8 / max(len(counts_by_split), 1)
     for offset, (split, counts) in enumerate(counts_by_split.items()):
@@ -56,7 +53,8 @@ def class_distribution(counts_by_split: dict[str, Sequence[int]],
 
 def training_curves(history: dict[str, Sequence[float]]) -> Figure:
     """Accuracy and loss per epoch, train vs validation (Keras History.history layout)."""
-    figure, (acc_axis, loss_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    figure = Figure(figsize=(10, 4))
+    acc_axis, loss_axis = figure.subplots(1, 2)
     epochs = np.arange(1, len(history["loss"]) + 1)
     for axis, metric in ((acc_axis, "accuracy"), (loss_axis, "loss")):
         axis.plot(epochs, history[metric], marker="o", label="train")
@@ -72,7 +70,8 @@ def training_curves(history: dict[str, Sequence[float]]) -> Figure:
 
 def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:
     """Counts with row-normalised colour, so rare errors still show."""
-    figure, axis = plt.subplots(figsize=(8, 7))
+    figure = Figure(figsize=(8, 7))
+    axis = figure.subplots()
     row_share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     axis.imshow(row_share, cmap="Blues", vmin=0, vmax=1)
     for actual in range(matrix.shape[0]):
@@ -84,18 +83,4 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:
     axis.set_xlabel("predicted")
     axis.set_ylabel("actual")
     axis.set_title("Confusion matrix (test set)")
-    return figure
-
-
-def accuracy_vs_time(points: dict[str, tuple[float, float, float]]) -> Figure:
-    """One point per profile: (seconds, mean test accuracy, its std) -> an error-bar scatter."""
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for name, (seconds, accuracy, std) in points.items():
-        axis.errorbar(seconds, accuracy * 100, yerr=std * 100, fmt="o", capsize=4)
-        axis.annotate(name, (seconds, accuracy * 100), textcoords="offset points",
-                      xytext=(6, 4))
-    axis.set_xlabel("cold `dvc repro` wall time (s)")
-    axis.set_ylabel("test accuracy (%)")
-    axis.set_title("Accuracy vs time per profile")
-    axis.grid(alpha=0.3)
     return figure

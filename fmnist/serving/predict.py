@@ -1,7 +1,7 @@
 """Predict with a registered model: load it once, scale like the pipeline, predict in batches.
 
 The model is the registry's champion (`models:/<name>@champion`) or any MLflow model URI. The
-pixels go through preprocess.scale, the same code train and evaluate read their data through, so
+pixels go through fmnist.data.splits.scale, the same code train and evaluate read their data through, so
 a served or predicted image is exactly what the model was trained on.
 """
 from __future__ import annotations
@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from stages import dataio, inputs, registry, tracking
-from stages.errors import InputFileError, ModelLoadError
-from stages.preprocess import scale
+from fmnist import registry, tracking
+from fmnist.data import formats
+from fmnist.data.splits import scale
+from fmnist.errors import InputFileError, ModelLoadError
+from fmnist.serving import inputs
 
 TOP_K = 3
 BATCH_SIZE = 1024
@@ -41,7 +43,7 @@ def probabilities(model: Any, images: np.ndarray) -> np.ndarray:
     """uint8 images (N, 28, 28) -> class probabilities (N, 10). predict_on_batch per chunk:
     Keras' predict() costs ~60 ms of set-up per call, too slow for one image."""
     if len(images) == 0:
-        return np.zeros((0, len(dataio.CLASS_NAMES)), dtype=np.float32)
+        return np.zeros((0, len(formats.CLASS_NAMES)), dtype=np.float32)
     scaled = scale(images)
     return np.concatenate([np.asarray(model.predict_on_batch(scaled[start:start + BATCH_SIZE]))
                            for start in range(0, len(scaled), BATCH_SIZE)])
@@ -49,7 +51,7 @@ def probabilities(model: Any, images: np.ndarray) -> np.ndarray:
 
 def top_classes(row: np.ndarray, k: int = TOP_K) -> list[dict[str, Any]]:
     best = np.argsort(row)[::-1][:k]
-    return [{"class": dataio.CLASS_NAMES[i], "index": int(i), "probability": float(row[i])}
+    return [{"class": formats.CLASS_NAMES[i], "index": int(i), "probability": float(row[i])}
             for i in best]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.errors import ParamsError
+from fmnist.errors import ParamsError
 
 RAW_DIR = Path("data/raw")
 PROCESSED_DIR = Path("data/processed")
@@ -16,6 +16,7 @@ MODEL_DIR = Path("models")
 METRICS_DIR = Path("metrics")
 FIGURES_DIR = METRICS_DIR / "figures"
 REPORTS_DIR = Path("reports")
+MODEL_FILE = MODEL_DIR / "model.keras"
 
 
 def load_params() -> dict[str, Any]:

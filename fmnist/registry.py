@@ -18,8 +18,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from stages import tracking
-from stages.errors import MissingReason, RegistryError, UnknownVersion
+from fmnist import tracking
+from fmnist.errors import MissingReason, RegistryError, UnknownVersion
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 LOGGED_MODEL_NAME = "model"  # the name tracking.log_keras_model logs under

@@ -1,29 +1,31 @@
-"""Named parameter profiles (profiles/<name>.yaml) as `dvc exp run` flags.
+"""Named parameter profiles (the YAML files beside this module) as `dvc exp run` flags.
 
 A profile is a flat map of dotted param names to values, so an experiment run with one records
 exactly which params it changed:  dvc exp run -n fast $(fmnist profile fast)
 """
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import yaml
 
-from stages.errors import ParamsError
+from fmnist.errors import ParamsError
 
-PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
+# Package data, so `fmnist profile` works from a wheel or a non-editable install too.
+PROFILES = resources.files(__name__)
 
 
 def available() -> list[str]:
-    return sorted(path.stem for path in PROFILES_DIR.glob("*.yaml"))
+    return sorted(entry.name.removesuffix(".yaml") for entry in PROFILES.iterdir()
+                  if entry.name.endswith(".yaml"))
 
 
 def load(name: str) -> dict[str, object]:
-    path = PROFILES_DIR / f"{name}.yaml"
-    if not path.exists():
+    path = PROFILES / f"{name}.yaml"
+    if not path.is_file():
         raise ParamsError(f"no profile {name!r}; choose one of {available()}")
-    return yaml.safe_load(path.read_text()) or {}
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
 def apply(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,166 @@
+"""`fmnist`: the model registry and predictions from the terminal.
+
+  fmnist runs                                   leaderboard: runs, params, accuracies, versions
+  fmnist promote VERSION --reason "..."         move `champion` by hand
+  fmnist rollback --reason "..."                move `champion` back to the version it replaced
+  fmnist predict PATH... [--json]               top-3 classes with the champion (or --model-uri)
+  fmnist payload PATH...                        the JSON body for `mlflow models serve`
+  fmnist profile NAME                           a params profile as `dvc exp run` -S flags
+
+Run it from the repo root (the MLflow store and params.yaml live there). Errors a user can hit
+print one line and exit 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from typing import Any, Callable
+
+from fmnist.errors import InputFileError, PipelineError
+
+
+def _params() -> dict[str, Any]:
+    from fmnist import config
+
+    return config.load_params()
+
+
+def _model_name(args: argparse.Namespace) -> str:
+    return args.name or _params()["registry"]["model_name"]
+
+
+def _describe(version: Any) -> str:
+    if version is None:
+        return "none"
+    accuracy = version.tags.get("val_accuracy")
+    return f"version {version.version}" + (f" (val accuracy {float(accuracy):.4f})"
+                                           if accuracy else "")
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from fmnist import registry
+
+    old, new = registry.promote(registry.client(), _model_name(args), args.version, args.reason)
+    print(f"champion: {_describe(old)} -> {_describe(new)}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from fmnist import registry
+
+    old, new = registry.rollback(registry.client(), _model_name(args), args.reason)
+    print(f"champion: {_describe(old)} -> {_describe(new)}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from fmnist import leaderboard, registry
+
+    experiment = args.experiment or _params()["mlflow"]["experiment"]
+    rows = leaderboard.leaderboard(registry.client(), experiment, _model_name(args), args.limit)
+    print(json.dumps(rows, indent=2) if args.json else leaderboard.format_table(rows))
+    return 0
+
+
+def _format_prediction(result: dict[str, Any]) -> str:
+    top = "  ".join(f"{c['class']} {c['probability']:.1%}" for c in result["top"])
+    return f"{result['input']}: {top}"
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from fmnist.serving import predict
+
+    model_uri = args.model_uri or predict.champion_uri(_model_name(args))
+    model = predict.load_model(model_uri)
+    results, errors = predict.predict_files(model, args.paths, args.invert)
+    if args.json:
+        print(json.dumps({"model_uri": model_uri, "predictions": results, "errors": errors},
+                         indent=2))
+    else:
+        for result in results:
+            print(_format_prediction(result))
+    for error in errors:
+        print(f"error: {error['error']}: {error['message']}", file=sys.stderr)  # names the file
+    return 1 if errors else 0
+
+
+def cmd_payload(args: argparse.Namespace) -> int:
+    from fmnist.serving import predict
+
+    _, images, errors = predict.load_files(args.paths, args.invert)
+    if errors:  # a partial request would silently shift which answer is which image's
+        raise InputFileError("; ".join(error["message"] for error in errors))
+    json.dump(predict.request_body(images), sys.stdout)
+    print()
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from fmnist import profiles
+
+    print(shlex.join(profiles.set_flags(profiles.load(args.profile))))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fmnist.serving.inputs import INVERT_CHOICES
+
+    parser = argparse.ArgumentParser(prog="fmnist", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name",
+                        help="registered model (default: params.yaml registry.model_name)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str
+                ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    promote = command("promote", cmd_promote, "make VERSION the champion, recording who/why/when")
+    promote.add_argument("version")
+    promote.add_argument("--reason", help="why (required; recorded on the version)")
+    rollback = command("rollback", cmd_rollback, "give `champion` back to the version it replaced")
+    rollback.add_argument("--reason", help="why (required; recorded on both versions)")
+    runs = command("runs", cmd_runs, "the experiment's runs, best validation accuracy first")
+    runs.add_argument("--experiment", help="MLflow experiment (default: params mlflow.experiment)")
+    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--json", action="store_true", help="machine-readable rows")
+    for name, handler, text in (
+            ("predict", cmd_predict, "top-3 classes for PNG/JPEG images, idx files, Kaggle CSVs"),
+            ("payload", cmd_payload, "print the /invocations JSON body for these images")):
+        sub = command(name, handler, text)
+        sub.add_argument("paths", nargs="+", metavar="PATH")
+        sub.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
+                         help="photos: invert to a light garment on black (auto: when the "
+                              "border is mostly bright)")
+    profile = command("profile", cmd_profile,
+                      "print a named profile (fmnist/profiles/NAME.yaml) as `dvc exp run` -S flags, e.g. "
+                      "dvc exp run $(fmnist profile fast)")
+    profile.add_argument("profile", help="seed, fast, gpu, ...")
+    predict = commands.choices["predict"]
+    predict.add_argument("--model-uri", help="any MLflow model URI (default: the champion)")
+    predict.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Quiet TensorFlow's start-up chatter and MLflow's download bars; set before they load.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        return args.handler(args)
+    except PipelineError as error:
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Fashion-MNIST data: file formats, download sources, Great Expectations checks, splits."""

@@ -1,0 +1,84 @@
+"""Keras model builders, one per architecture, chosen by the `train.model` param.
+
+An architecture is a function from the (augmented) image tensor to class probabilities; every
+one takes the same hyper-parameters (top-level in params.yaml), `filters` being the first conv
+layer's width (later blocks scale from it). `build_model` wraps it in a `keras.Model`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+import numpy as np
+from keras import layers
+
+from fmnist.errors import ParamsError
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+
+
+def seed_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float):
+    """The seeds' baseline: one conv, one max-pool, a small dense head."""
+    x = layers.Conv2D(filters, kernel_size, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense_units, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    return layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+
+
+def bn_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
+           blocks: int = 3):
+    """`blocks` conv blocks (conv -> max-pool -> batch norm -> ReLU), doubling the width each
+    block, then dropout -> dense -> dropout -> softmax. One conv per block: on a CPU a second
+    conv per block cost 2-3x the time for a few tenths of a point. Pooling before batch norm
+    and ReLU runs those on a quarter of the values: 20-30 % less time per epoch on a CPU,
+    no accuracy loss seen in trials."""
+    for block in range(blocks):
+        # No bias: batch norm's shift makes it redundant.
+        x = layers.Conv2D(filters * 2 ** block, kernel_size, padding="same", use_bias=False)(x)
+        x = layers.MaxPooling2D()(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(dense_units, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    return layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+
+
+ARCHITECTURES: dict[str, Callable] = {"seed": seed_cnn, "cnn": bn_cnn}
+
+
+def build_model(name: str, flip: bool = False, shift: float = 0.0,
+                **hyper_params) -> keras.Model:
+    """The architecture `name` behind optional augmentation layers. Keras runs those only in
+    fit and passes images through unchanged in predict, so the saved model serves as is."""
+    if name not in ARCHITECTURES:
+        raise ParamsError(f"unknown model {name!r}; choose one of {sorted(ARCHITECTURES)}")
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    x = inputs
+    if flip:  # garments are close to left-right symmetric
+        x = layers.RandomFlip("horizontal")(x)
+    if shift:
+        x = layers.RandomTranslation(shift, shift, fill_mode="constant")(x)
+    return keras.Model(inputs, ARCHITECTURES[name](x, **hyper_params), name=name)
+
+
+def with_flip_averaging(model: keras.Model) -> keras.Model:
+    """Test-time augmentation: the mean of the model's probabilities for each image and its
+    mirror image (+0.1-0.5 points here for a model trained with flips). It wraps the trained model,
+    so the saved model predicts this way wherever it is loaded: evaluate, `fmnist predict`,
+    `mlflow models serve`."""
+    height, width, _ = INPUT_SHAPE
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    # Mirroring as a frozen Dense layer over each pixel row whose weights are the anti-identity
+    # matrix (exact: one product by 1, the rest by 0). Built-in layers only, so the saved model
+    # loads without this project's code, as `mlflow models serve` needs.
+    mirror = layers.Dense(width, use_bias=False, trainable=False, name="mirror")
+    rows = layers.Reshape((height, width))(inputs)
+    mirrored = layers.Reshape(INPUT_SHAPE)(mirror(rows))
+    mirror.set_weights([np.eye(width, dtype="float32")[::-1]])
+    probabilities = layers.Average(name="probabilities")([model(inputs), model(mirrored)])
+    return keras.Model(inputs, probabilities, name=f"{model.name}_flip_averaged")

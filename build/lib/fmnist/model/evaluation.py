@@ -1,0 +1,50 @@
+"""Scoring a model on the test set: accuracy, loss, per-class report, confusion matrix, and the
+{actual, predicted} rows `dvc plots` draws its confusion matrix from."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import classification_report, confusion_matrix
+
+from fmnist.data import formats
+
+
+def score(labels: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray
+          ) -> tuple[dict, np.ndarray]:
+    """Test metrics and the confusion matrix from true labels, predictions and probabilities."""
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
+    report = classification_report(labels, predicted, labels=range(len(formats.CLASS_NAMES)),
+                                   target_names=formats.CLASS_NAMES, output_dict=True,
+                                   zero_division=0)
+    matrix = confusion_matrix(labels, predicted, labels=range(len(formats.CLASS_NAMES)))
+    per_class = {
+        name: {"precision": report[name]["precision"], "recall": report[name]["recall"],
+               "f1": report[name]["f1-score"], "support": int(report[name]["support"]),
+               "misclassified": int(matrix[index].sum() - matrix[index, index])}
+        for index, name in enumerate(formats.CLASS_NAMES)
+    }
+    return {
+        "test_accuracy": float(np.mean(labels == predicted)),
+        "test_loss": float(-np.mean(np.log(picked))),  # same cross-entropy Keras reports
+        "macro_f1": report["macro avg"]["f1-score"],
+        "misclassified": int(np.sum(labels != predicted)),
+        "per_class": per_class,
+    }, matrix
+
+
+def write_predictions(labels: np.ndarray, predicted: np.ndarray, path: Path) -> None:
+    """{actual, predicted} rows: the input of the `dvc plots` confusion template."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["actual", "predicted"])
+        writer.writerows((formats.CLASS_NAMES[a], formats.CLASS_NAMES[p])
+                         for a, p in zip(labels, predicted))
+
+
+def report_text(labels: np.ndarray, predicted: np.ndarray) -> str:
+    """sklearn's per-class precision/recall/F1 table, four digits, every class named."""
+    return classification_report(labels, predicted, digits=4, zero_division=0,
+                                 labels=range(len(formats.CLASS_NAMES)),
+                                 target_names=formats.CLASS_NAMES)

@@ -1,0 +1,94 @@
+"""The training recipe: optimizer and schedule, compile, fit, and what a fit leaves behind
+(per-epoch history rows for `dvc plots`, the summary in metrics/train.json)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from fmnist.errors import ParamsError
+from fmnist.model.architectures import NUM_CLASSES
+
+
+def hyper_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The builder's keyword arguments: the top-level hyper-parameters and the augmentation."""
+    return {**{key: params[key] for key in ("filters", "kernel_size", "dense_units", "dropout")},
+            **params["train"]["augment"]}
+
+
+def optimizer(train_params: dict[str, Any], steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam or AdamW, at a constant rate or on a cosine decay after a 5 % linear warm-up."""
+    rate = train_params["learning_rate"]
+    if train_params["lr_schedule"] == "cosine":
+        total = train_params["epochs"] * steps_per_epoch
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0, total, warmup_target=rate, warmup_steps=max(1, total // 20))
+    elif train_params["lr_schedule"] != "constant":
+        raise ParamsError(f"train.lr_schedule must be constant or cosine, "
+                          f"got {train_params['lr_schedule']!r}")
+    if train_params["optimizer"] == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=train_params["weight_decay"])
+    if train_params["optimizer"] == "adam":
+        return keras.optimizers.Adam(rate)
+    raise ParamsError(f"train.optimizer must be adam or adamw, got {train_params['optimizer']!r}")
+
+
+def compile_model(model: keras.Model, train_params: dict[str, Any],
+                  steps_per_epoch: int) -> keras.Model:
+    # One-hot targets: label smoothing needs them (Keras' sparse loss has no smoothing).
+    model.compile(optimizer=optimizer(train_params, steps_per_epoch),
+                  loss=keras.losses.CategoricalCrossentropy(
+                      label_smoothing=train_params["label_smoothing"]),
+                  metrics=["accuracy"])
+    return model
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    return keras.utils.to_categorical(labels, NUM_CLASSES)
+
+
+def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
+        val: tuple[np.ndarray, np.ndarray], train_params: dict[str, Any],
+        callbacks: list[keras.callbacks.Callback]) -> dict[str, list[float]]:
+    patience = train_params["early_stopping_patience"]
+    if patience:
+        callbacks = [*callbacks, keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=patience, restore_best_weights=True)]
+    history = model.fit(train[0], one_hot(train[1]), validation_data=(val[0], one_hot(val[1])),
+                        epochs=train_params["epochs"], batch_size=train_params["batch_size"],
+                        callbacks=callbacks, verbose=2)
+    return {name: [float(v) for v in values] for name, values in history.history.items()}
+
+
+def write_history(history: dict[str, list[float]], path: Path) -> None:
+    """Per-epoch rows with an `epoch` column, the shape `dvc plots` wants."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = sorted(history)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", *names])
+        for epoch, values in enumerate(zip(*(history[n] for n in names)), start=1):
+            writer.writerow([epoch, *(f"{v:.6f}" for v in values)])
+
+
+def accuracy(model: keras.Model, split: tuple[np.ndarray, np.ndarray]) -> float:
+    return float(np.mean(model.predict(split[0], batch_size=1024, verbose=0).argmax(axis=1)
+                         == split[1]))
+
+
+def training_summary(history: dict[str, list[float]], seconds: float, model: keras.Model,
+              kept_best: bool, val_accuracy: float) -> dict:
+    """Metrics of the weights kept (the best epoch's when early stopping restored them);
+    `val_accuracy` is the saved model's, flip averaging included, which promotion compares."""
+    kept = int(np.argmax(history["val_accuracy"])) if kept_best else -1
+    return {
+        "train_accuracy": history["accuracy"][kept], "train_loss": history["loss"][kept],
+        "fit_val_accuracy": history["val_accuracy"][kept], "val_loss": history["val_loss"][kept],
+        "val_accuracy": val_accuracy,
+        "epochs": len(history["loss"]), "train_seconds": round(seconds, 1),
+        "parameters": int(model.count_params()),
+    }

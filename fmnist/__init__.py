@@ -1,0 +1,17 @@
+"""fmnist: the library behind the Fashion-MNIST pipeline (stages/) and the `fmnist` command.
+
+Split by concern; stages and the CLI import from here, never the other way round:
+- config:      params (read through DVC), workspace paths, seeding
+- errors:      named errors a user can hit, and the clean-exit wrapper every stage uses
+- jsonfiles:   JSON files the stages hand each other, written atomically
+- data/        formats (idx, Kaggle CSV), sources (Kaggle, Debian copy, Zalando), expectations
+               and validation (Great Expectations), splits (scaling, train/val split)
+- model/       architectures (Keras builders), training (recipe, fit), evaluation (scores)
+- tracking:    where the MLflow store is and how runs and models are logged
+- registry:    the MLflow model registry: versions, champion/challenger, promote, rollback
+- plots:       every figure the pipeline draws
+- serving/     inputs (image files -> 28x28 arrays), predict (a registered model's top classes)
+- leaderboard: the experiment's runs side by side
+- profiles/    named parameter sets as `dvc exp run -S` flags
+- cli:         the `fmnist` command
+"""

@@ -1,0 +1,1 @@
+"""The model: Keras architectures, the training recipe, and test-set scoring."""

@@ -1,0 +1,1 @@
+"""Predicting outside the pipeline: reading image files and asking a registered model."""
