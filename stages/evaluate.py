@@ -1,4 +1,5 @@
-"""evaluate: score the trained model on the untouched test set and log it into the train run."""
+"""evaluate: score the trained model on the untouched test set, look at its mistakes and where it
+looks (Grad-CAM), and log it all into the train run."""
 from __future__ import annotations
 
 import keras
@@ -8,12 +9,14 @@ from fmnist import config, plots, tracking
 from fmnist.data.formats import CLASS_NAMES
 from fmnist.data.splits import load_split
 from fmnist.errors import stage_entry
+from fmnist.insight.report import write_insight
 from fmnist.jsonfiles import read_json, write_json
 from fmnist.model.evaluation import report_text, score, write_predictions
 
 PREDICTIONS_FILE = config.METRICS_DIR / "test_predictions.csv"
 REPORT_FILE = config.METRICS_DIR / "classification_report.txt"
 METRICS_FILE = config.METRICS_DIR / "evaluate.json"
+PAIRS_FILE = config.METRICS_DIR / "confused_pairs.csv"
 
 
 @stage_entry
@@ -30,6 +33,8 @@ def main() -> None:
     REPORT_FILE.write_text(report, encoding="utf-8")
     figure = plots.save(plots.confusion_matrix(matrix, CLASS_NAMES),
                         config.FIGURES_DIR / "confusion_matrix.png")
+    insight = write_insight(model, test_images, test_labels.astype(int), probabilities, matrix,
+                            config.FIGURES_DIR, PAIRS_FILE)
 
     run = read_json(tracking.RUN_FILE)
     with tracking.start_run(run["experiment"], run_id=run["run_id"]):
@@ -37,7 +42,7 @@ def main() -> None:
                             ("test_accuracy", "test_loss", "macro_f1", "misclassified")})
         mlflow.log_metrics({f"test_f1.{name.replace('/', '_')}": values["f1"]
                             for name, values in metrics["per_class"].items()})
-        for path in (figure, REPORT_FILE, METRICS_FILE, PREDICTIONS_FILE):
+        for path in (figure, REPORT_FILE, METRICS_FILE, PREDICTIONS_FILE, *insight):
             mlflow.log_artifact(str(path), artifact_path="evaluation")
     print(report)
     print(f"test accuracy {metrics['test_accuracy']:.4f}")

@@ -27,6 +27,7 @@ def main() -> None:
         print(f"{name}: {len(labels)} images, {images.dtype} {images.shape[1:]}")
     write_json(config.PROCESSED_DIR / formats.MANIFEST, {
         "fingerprint": raw_manifest["fingerprint"], "source": raw_manifest["source"],
+        "location": raw_manifest.get("location", raw_manifest["source"]),
         "seed": params["seed"], **params["preprocess"],
         "rows": {name: len(labels) for name, (_, labels) in parts.items()}})
 

@@ -6,12 +6,13 @@ import time
 
 import mlflow
 
-from fmnist import config, plots, tracking
+from fmnist import config, lineage, plots, tracking
 from fmnist.data import formats
 from fmnist.data.splits import load_split
 from fmnist.errors import stage_entry
 from fmnist.jsonfiles import read_json, write_json
 from fmnist.model.architectures import build_model, with_flip_averaging
+from fmnist.model.finetune import initialised, parent_tags
 from fmnist.model.training import (accuracy, compile_model, fit, hyper_params, training_summary,
                                    write_history)
 
@@ -24,13 +25,16 @@ def main() -> None:
     config.seed_everything(params["seed"])
     train, val = load_split("train"), load_split("val")
     steps_per_epoch = math.ceil(len(train[1]) / params["train"]["batch_size"])
-    model = compile_model(build_model(params["train"]["model"], **hyper_params(params)),
-                          params["train"], steps_per_epoch)
-    fingerprint = read_json(config.PROCESSED_DIR / formats.MANIFEST)["fingerprint"]
+    init_from = params["train"].get("init_from")  # an MLflow model URI to fine-tune, or empty
+    model = initialised(build_model(params["train"]["model"], **hyper_params(params)), init_from)
+    model = compile_model(model, params["train"], steps_per_epoch)
+    manifest = read_json(config.PROCESSED_DIR / formats.MANIFEST)
 
     with tracking.start_run(params["mlflow"]["experiment"],
-                            tags=tracking.run_tags(fingerprint)) as run:
+                            tags={**tracking.run_tags(manifest["fingerprint"]),
+                                  **parent_tags(init_from)}) as run:
         mlflow.log_params(config.flatten(params))
+        lineage.log_splits({"train": train, "val": val, "test": load_split("test")}, manifest)
         started = time.perf_counter()
         history = fit(model, train, val, params["train"], [mlflow.keras.MlflowCallback()])
         seconds = time.perf_counter() - started

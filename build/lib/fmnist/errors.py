@@ -46,6 +46,14 @@ class ModelLoadError(PipelineError):
     """The model to predict with cannot be found or loaded."""
 
 
+class ModelShapeError(PipelineError):
+    """A model lacks a part asked for: no convolution to explain, weights that do not fit."""
+
+
+class UnsupportedBackend(PipelineError):
+    """Grad-CAM needs gradients; only Keras' TensorFlow and JAX backends are wired."""
+
+
 class InputFileError(PipelineError):
     """A file given to predict is missing or is not a readable image, idx file or CSV."""
 

@@ -257,6 +257,15 @@ FETCHERS: dict[str, Callable[[Mapping[str, Any], Path], list[Path]]] = {
 }
 
 
+# Where each source got the data, as a URI or path a reader can follow (MLflow shows it as the
+# dataset's source).
+LOCATIONS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "kaggle": lambda params: f"https://www.kaggle.com/datasets/{params['kaggle_dataset']}",
+    "local": lambda params: str(Path(params["local_dir"]).resolve()),
+    "url": lambda params: params["url"],
+}
+
+
 def describe(raw_dir: Path, source: str) -> dict[str, Any]:
     """The manifest of a fetched folder: files with sizes and sha256, rows, content fingerprint."""
     fmt = raw_format(raw_dir)
@@ -304,7 +313,7 @@ def land(source: str, params: Mapping[str, Any], raw_dir: Path) -> dict[str, Any
     """Fetch from one source into a staging folder, verify, write the manifest, swap it in."""
     with _staging_dir(raw_dir) as staging:
         FETCHERS[source](params, staging)
-        manifest = describe(staging, source)
+        manifest = {**describe(staging, source), "location": LOCATIONS[source](params)}
         write_json(staging / MANIFEST, manifest)
         _swap_into_place(staging, raw_dir)
     return manifest

@@ -1,0 +1,73 @@
+"""Fine-tuning from the registry: `train.init_from` (any MLflow model URI, e.g.
+models:/fashion-mnist-cnn@champion) starts training from that model's weights instead of random
+ones. The parent's trained classifier (unwrapped from flip averaging) must have the same
+architecture and sizes as the model train.model builds; anything else is a named error."""
+from __future__ import annotations
+
+import re
+
+import keras
+
+from fmnist import tracking
+from fmnist.errors import ModelLoadError, ModelShapeError
+from fmnist.model.anatomy import classifier
+
+# models:/<name>@<alias> or models:/<name>/<version>: the forms that name a registered version.
+_REGISTERED = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+def load_parent(model_uri: str) -> keras.Model:
+    """The Keras model behind an MLflow model URI, as train logs it (keras flavor)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    tracking.configure()
+    try:
+        return mlflow.keras.load_model(model_uri)
+    except (MlflowException, OSError) as error:
+        message = getattr(error, "message", str(error))
+        raise ModelLoadError(f"train.init_from: cannot load {model_uri} ({message}); "
+                             "`fmnist runs` lists the registered versions") from error
+
+
+def copy_weights(parent: keras.Model, model: keras.Model, model_uri: str) -> keras.Model:
+    """Set `model`'s weights to the parent classifier's, layer by layer in order; the shapes
+    must match one to one (same architecture, same filters/kernel_size/dense_units)."""
+    source = classifier(parent)
+    parent_shapes = [tuple(w.shape) for w in source.weights]
+    model_shapes = [tuple(w.shape) for w in model.weights]
+    if parent_shapes != model_shapes:
+        first = next((f"{p} vs {m}" for p, m in zip(parent_shapes, model_shapes) if p != m),
+                     f"{len(parent_shapes)} vs {len(model_shapes)} weight arrays")
+        raise ModelShapeError(
+            f"train.init_from {model_uri} is a {source.name!r} model whose weights do not fit "
+            f"train.model {model.name!r} with these params ({first}); train the same "
+            "architecture and sizes as the parent, or clear train.init_from")
+    model.set_weights(source.get_weights())
+    return model
+
+
+def initialised(model: keras.Model, model_uri: str | None) -> keras.Model:
+    """The freshly built model, started from `model_uri`'s weights when one is given."""
+    if not model_uri:
+        return model
+    return copy_weights(load_parent(model_uri), model, model_uri)
+
+
+def parent_tags(model_uri: str | None) -> dict[str, str]:
+    """Run tags naming the parent: its URI and, for a registered model, the version it
+    resolved to (an alias moves later; the version does not)."""
+    if not model_uri:
+        return {}
+    tags = {"finetune.parent_uri": model_uri}
+    match = _REGISTERED.match(model_uri)
+    if match:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking.tracking_uri())
+        name = match["name"]
+        version = (client.get_model_version_by_alias(name, match["alias"]) if match["alias"]
+                   else client.get_model_version(name, match["version"]))
+        tags.update({"finetune.parent_model": name, "finetune.parent_version": version.version,
+                     "finetune.parent_run_id": version.run_id or ""})
+    return tags
