@@ -82,6 +82,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         for result in results:
             print(_format_prediction(result))
+            if result["warning"]:
+                print(f"warning: {result['input']}: {result['warning']}", file=sys.stderr)
     for error in errors:
         print(f"error: {error['error']}: {error['message']}", file=sys.stderr)  # names the file
     return 1 if errors else 0
@@ -147,11 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # Quiet TensorFlow's start-up chatter and MLflow's download bars; set before they load.
+def quiet_environment() -> None:
+    """Quiet TensorFlow's start-up chatter and MLflow's download bars; effective only before
+    they load. TF_ENABLE_ONEDNN_OPTS=0: the "oneDNN custom operations are on" line is printed
+    before any log level applies; those kernels speed up training, not a few predictions.
+    setdefault: a user's own setting wins."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_environment()
+    args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except PipelineError as error:
