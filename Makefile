@@ -1,15 +1,16 @@
 # Two commands a user needs:  `make repro` (set up, then run the pipeline) and `make test`.
-# Setup is idempotent: a virtualenv with the pinned dependencies, and Debian's copy of the
-# data set when apt is usable (the download stage falls back to Kaggle or Zalando otherwise).
+# Setup is idempotent: a virtualenv with the pinned dependencies, Debian's copy of the data set
+# when apt is usable (the download stage falls back to Kaggle or Zalando otherwise), and
+# Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser).
 PYTHON ?= python3.11
 VENV ?= .venv
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-package repro test bench ui lock
+.PHONY: setup data-package browser repro test bench ui demo lock
 
-setup: $(VENV)/.installed data-package
+setup: $(VENV)/.installed data-package browser
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,16 @@ data-package:
 	  echo "note: no apt; the download stage will use Kaggle credentials or Zalando's mirror"; \
 	fi
 
+browser:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "note: no apt; install chromium at /usr/bin/chromium for the browser tests"; \
+	fi
+
 repro: setup
 	dvc repro
 
@@ -39,8 +50,18 @@ bench: setup
 	python bench/run.py
 	python bench/predict_latency.py
 
+# MLflow 3.17 opens an experiment on a GenAI overview; the training runs table is its /runs page.
+UI_PORT ?= 5000
 ui: setup
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000
+	@echo "Training runs: http://127.0.0.1:$(UI_PORT)/#/experiments/$$(python -c 'import mlflow; \
+	  mlflow.set_tracking_uri("sqlite:///$(CURDIR)/mlruns/mlflow.db"); \
+	  e = mlflow.get_experiment_by_name("fashion-mnist"); print(e.experiment_id if e else 1)' \
+	  2>/dev/null)/runs  (tick runs, then Compare, for the side-by-side view)"
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+
+# The web demo on http://127.0.0.1:7860 with the registry's champion.
+demo: setup
+	fmnist demo
 
 # Re-pin the whole dependency tree after changing pyproject.toml.
 lock:
