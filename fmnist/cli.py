@@ -115,7 +115,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from fmnist.serving import demo, predict
 
     model_uri = args.model_uri or predict.champion_uri(_model_name(args))
-    test_images = args.test_images or Path(_params()["download"]["local_dir"]) / IDX_FILES["test"][0]
+    test_images = (args.test_images
+                   or Path(_params()["download"]["local_dir"]) / IDX_FILES["test"][0])
     demo.serve(model_uri, Path(test_images), args.host, args.port)
     return 0
 

@@ -60,7 +60,8 @@ def test_copy_weights_unwraps_flip_averaging_and_names_a_misfit():
                          "models:/m/1")
     for mine, theirs in zip(child.get_weights(), parent.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
-    with pytest.raises(ModelShapeError, match=r"models:/m/1 is a 'cnn' model .* train.model 'seed'"):
+    with pytest.raises(ModelShapeError,
+                       match=r"models:/m/1 is a 'cnn' model .* train.model 'seed'"):
         copy_weights(parent, build_model("seed", filters=4, **hyper), "models:/m/1")
 
 
