@@ -12,9 +12,10 @@ from fmnist.data.splits import load_split
 from fmnist.errors import stage_entry
 from fmnist.jsonfiles import read_json, write_json
 from fmnist.model.architectures import build_model, with_flip_averaging
+from fmnist.model.augmentation import training_wrapper
 from fmnist.model.finetune import initialised, parent_tags
 from fmnist.model.training import (accuracy, compile_model, fit, hyper_params, training_summary,
-                                   write_history)
+                                   use_distribution, write_history)
 
 HISTORY_FILE = config.METRICS_DIR / "train_history.csv"
 
@@ -25,9 +26,13 @@ def main() -> None:
     config.seed_everything(params["seed"])
     train, val = load_split("train"), load_split("val")
     steps_per_epoch = math.ceil(len(train[1]) / params["train"]["batch_size"])
+    use_distribution(params["train"]["distribution"], params["train"]["batch_size"])
     init_from = params["train"].get("init_from")  # an MLflow model URI to fine-tune, or empty
     model = initialised(build_model(params["train"]["model"], **hyper_params(params)), init_from)
-    model = compile_model(model, params["train"], steps_per_epoch)
+    augment = params["train"]["augment"]
+    # Fitting the wrapper trains `model` (shared weights); `model` is what gets saved.
+    trainer = compile_model(training_wrapper(model, augment["shift"], augment["erase"]),
+                            params["train"], steps_per_epoch)
     manifest = read_json(config.PROCESSED_DIR / formats.MANIFEST)
 
     with tracking.start_run(params["mlflow"]["experiment"],
@@ -36,7 +41,7 @@ def main() -> None:
         mlflow.log_params(config.flatten(params))
         lineage.log_splits({"train": train, "val": val, "test": load_split("test")}, manifest)
         started = time.perf_counter()
-        history = fit(model, train, val, params["train"], [mlflow.keras.MlflowCallback()])
+        history = fit(trainer, train, val, params["train"], [mlflow.keras.MlflowCallback()])
         seconds = time.perf_counter() - started
         if params["train"]["flip_averaging"]:
             model = with_flip_averaging(model)

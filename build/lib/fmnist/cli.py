@@ -6,6 +6,7 @@
   fmnist predict PATH... [--json]               top-3 classes with the champion (or --model-uri)
   fmnist payload PATH...                        the JSON body for `mlflow models serve`
   fmnist profile NAME                           a params profile as `dvc exp run` -S flags
+  fmnist demo [--port 7860]                     the web demo on http://127.0.0.1:7860
 
 Run it from the repo root (the MLflow store and params.yaml live there). Errors a user can hit
 print one line and exit 1.
@@ -82,6 +83,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         for result in results:
             print(_format_prediction(result))
+            if result["warning"]:
+                print(f"warning: {result['input']}: {result['warning']}", file=sys.stderr)
     for error in errors:
         print(f"error: {error['error']}: {error['message']}", file=sys.stderr)  # names the file
     return 1 if errors else 0
@@ -102,6 +105,19 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from fmnist import profiles
 
     print(shlex.join(profiles.set_flags(profiles.load(args.profile))))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fmnist.data.formats import IDX_FILES
+    from fmnist.serving import demo, predict
+
+    model_uri = args.model_uri or predict.champion_uri(_model_name(args))
+    test_images = (args.test_images
+                   or Path(_params()["download"]["local_dir"]) / IDX_FILES["test"][0])
+    demo.serve(model_uri, Path(test_images), args.host, args.port)
     return 0
 
 
@@ -141,17 +157,32 @@ def build_parser() -> argparse.ArgumentParser:
                       "print a named profile (fmnist/profiles/NAME.yaml) as `dvc exp run` -S flags, e.g. "
                       "dvc exp run $(fmnist profile fast)")
     profile.add_argument("profile", help="seed, fast, gpu, ...")
+    web = command("demo", cmd_demo, "the web demo: upload an image, see the top-3 classes and "
+                  "where the model looked (Grad-CAM)")
+    web.add_argument("--model-uri", help="any MLflow model URI (default: the champion)")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=7860)
+    web.add_argument("--test-images", help="idx file the random test images come from "
+                     "(default: t10k images in params download.local_dir)")
     predict = commands.choices["predict"]
     predict.add_argument("--model-uri", help="any MLflow model URI (default: the champion)")
     predict.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # Quiet TensorFlow's start-up chatter and MLflow's download bars; set before they load.
+def quiet_environment() -> None:
+    """Quiet TensorFlow's start-up chatter and MLflow's download bars; effective only before
+    they load. TF_ENABLE_ONEDNN_OPTS=0: the "oneDNN custom operations are on" line is printed
+    before any log level applies; those kernels speed up training, not a few predictions.
+    setdefault: a user's own setting wins."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_environment()
+    args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except PipelineError as error:

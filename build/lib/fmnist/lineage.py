@@ -22,11 +22,11 @@ def digest(manifest: Mapping[str, Any]) -> str:
 
 def source(manifest: Mapping[str, Any]) -> DatasetSource:
     """The manifest's location (a path, Zalando's URL or the Kaggle page); the bare source kind
-    for manifests written before locations were recorded. Built explicitly: MLflow's guess
-    warns that a path reads two ways."""
+    for manifests written before locations were recorded ("unknown" without either). Built
+    explicitly: MLflow's guess warns that a path reads two ways."""
     from mlflow.data.sources import LocalArtifactDatasetSource  # made by mlflow.data at import
 
-    location = manifest.get("location") or manifest["source"]
+    location = manifest.get("location") or manifest.get("source") or "unknown"
     if location.startswith(("http://", "https://")):
         return HTTPDatasetSource(location)
     return LocalArtifactDatasetSource(location)

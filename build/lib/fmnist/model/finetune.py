@@ -13,7 +13,7 @@ from fmnist.errors import ModelLoadError, ModelShapeError
 from fmnist.model.anatomy import classifier
 
 # models:/<name>@<alias> or models:/<name>/<version>: the forms that name a registered version.
-_REGISTERED = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+REGISTERED_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
 def load_parent(model_uri: str) -> keras.Model:
@@ -60,7 +60,7 @@ def parent_tags(model_uri: str | None) -> dict[str, str]:
     if not model_uri:
         return {}
     tags = {"finetune.parent_uri": model_uri}
-    match = _REGISTERED.match(model_uri)
+    match = REGISTERED_URI.match(model_uri)
     if match:
         from mlflow import MlflowClient
 

@@ -14,9 +14,28 @@ from fmnist.model.architectures import NUM_CLASSES
 
 
 def hyper_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The builder's keyword arguments: the top-level hyper-parameters and the augmentation."""
+    """The builder's keyword arguments: the top-level hyper-parameters and the flip."""
     return {**{key: params[key] for key in ("filters", "kernel_size", "dense_units", "dropout")},
-            **params["train"]["augment"]}
+            "flip": params["train"]["augment"]["flip"]}
+
+
+def use_distribution(name: str, batch_size: int) -> int:
+    """Spread each batch over every accelerator (Keras' DataParallel) for `data_parallel`;
+    returns the device count. Call before the model is built: its weights are placed then.
+    Keras' distribution API runs on the JAX backend only."""
+    if name == "none":
+        return 1
+    if name != "data_parallel":
+        raise ParamsError(f"train.distribution must be none or data_parallel, got {name!r}")
+    if keras.backend.backend() != "jax":
+        raise ParamsError("train.distribution: data_parallel needs the JAX backend; run with "
+                          "KERAS_BACKEND=jax")
+    devices = keras.distribution.list_devices()
+    if batch_size % len(devices):
+        raise ParamsError(f"train.batch_size {batch_size} must be a multiple of the "
+                          f"{len(devices)} devices for data_parallel")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return len(devices)
 
 
 def optimizer(train_params: dict[str, Any], steps_per_epoch: int) -> keras.optimizers.Optimizer:

@@ -58,7 +58,7 @@ def read_gray(path: Path) -> np.ndarray:
                 background = Image.new("RGBA", image.size, "white")
                 image = Image.alpha_composite(background, image.convert("RGBA"))
             return np.asarray(image.convert("L"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
         raise InputFileError(f"{path}: not a PNG/JPEG image, an idx file or a Kaggle-layout "
                              f"CSV ({error})") from error
 

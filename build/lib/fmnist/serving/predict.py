@@ -15,7 +15,7 @@ from fmnist import registry, tracking
 from fmnist.data import formats
 from fmnist.data.splits import scale
 from fmnist.errors import InputFileError, ModelLoadError
-from fmnist.serving import inputs
+from fmnist.serving import checks, inputs
 
 TOP_K = 3
 BATCH_SIZE = 1024
@@ -76,10 +76,12 @@ def load_files(paths: list[Path | str], invert: str = "auto"
 
 def predict_files(model: Any, paths: list[Path | str], invert: str = "auto"
                   ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Top-3 classes per image of every readable file (one batch), plus the per-file errors."""
+    """Top-3 classes per image of every readable file (one batch), each with its warning (None
+    when the image looks like a garment on a dark background), plus the per-file errors."""
     names, images, errors = load_files(paths, invert)
     rows = probabilities(model, images)
-    return [{"input": name, "top": top_classes(row)} for name, row in zip(names, rows)], errors
+    return [{"input": name, "top": top_classes(row), "warning": checks.warning(image)}
+            for name, row, image in zip(names, rows, images)], errors
 
 
 def request_body(images: np.ndarray) -> dict[str, list]:
