@@ -7,7 +7,7 @@ DATA_DIR ?= /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-package repro test bench ui lock
+.PHONY: setup data-package repro test bench gpu-check ui lock
 
 setup: $(VENV)/.installed data-package
 
@@ -38,6 +38,12 @@ test: setup
 bench: setup
 	python bench/run.py
 	python bench/predict_latency.py
+
+# On a GPU machine (JAX with CUDA + Keras; TensorFlow, MLflow and DVC not needed): one epoch of
+# every profile, then the gpu profile over three seeds; JSON + Markdown in bench/.
+gpu-check:
+	KERAS_BACKEND=jax python -u bench/gpu.py --smoke --out bench/gpu_smoke.json
+	KERAS_BACKEND=jax python -u bench/gpu.py --profiles gpu --seeds 42 43 44
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000
