@@ -8,7 +8,7 @@ DATA_DIR ?= /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-package browser repro test bench ui demo lock
+.PHONY: setup data-package browser repro test bench gpu-check ui demo lock
 
 setup: $(VENV)/.installed data-package browser
 
@@ -49,6 +49,12 @@ test: setup
 bench: setup
 	python bench/run.py
 	python bench/predict_latency.py
+
+# On a GPU machine (JAX with CUDA + Keras; TensorFlow, MLflow and DVC not needed): one epoch of
+# every profile, then the gpu profile over three seeds; JSON + Markdown in bench/.
+gpu-check:
+	KERAS_BACKEND=jax python -u bench/gpu.py --smoke --out bench/gpu_smoke.json
+	KERAS_BACKEND=jax python -u bench/gpu.py --profiles gpu --seeds 42 43 44
 
 # MLflow 3.17 opens an experiment on a GenAI overview; the training runs table is its /runs page.
 UI_PORT ?= 5000

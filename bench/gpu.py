@@ -82,13 +82,9 @@ def load_params(profile: str, overrides: dict) -> dict:
 def load_data(data_dir: Path, params: dict) -> dict:
     """The pipeline's preprocess, in memory: the same stratified split and scaling."""
     frames = formats.read_raw_frames(data_dir)
-    images, labels = formats.from_frame(frames["train"])
-    keep = splits.take_per_class(labels, params["preprocess"]["subset"])
-    parts = splits.split_train_val(splits.scale(images[keep]), labels[keep],
-                                   params["preprocess"]["val_split"], params["seed"])
-    test_images, test_labels = formats.from_frame(frames["test"])
-    parts["test"] = (splits.scale(test_images), test_labels)
-    return parts
+    return splits.make_splits(*formats.from_frame(frames["train"]),
+                              *formats.from_frame(frames["test"]),
+                              params["preprocess"], params["seed"])
 
 
 def train_once(profile: str, seed: int, data_dir: Path, overrides: dict) -> dict:

@@ -16,12 +16,9 @@ def main() -> None:
         raise ValidationFailed("metrics/validation.json records failed checks; fix the data first")
     raw_manifest = read_json(config.RAW_DIR / formats.MANIFEST)
     frames = formats.read_raw_frames(config.RAW_DIR)
-    train_images, train_labels = formats.from_frame(frames["train"])
-    keep = splits.take_per_class(train_labels, params["preprocess"]["subset"])
-    parts = splits.split_train_val(splits.scale(train_images[keep]), train_labels[keep],
-                                   params["preprocess"]["val_split"], params["seed"])
-    test_images, test_labels = formats.from_frame(frames["test"])
-    parts["test"] = (splits.scale(test_images), test_labels)
+    parts = splits.make_splits(*formats.from_frame(frames["train"]),
+                               *formats.from_frame(frames["test"]),
+                               params["preprocess"], params["seed"])
     for name, (images, labels) in parts.items():
         splits.save_split(name, images, labels)
         print(f"{name}: {len(labels)} images, {images.dtype} {images.shape[1:]}")

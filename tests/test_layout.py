@@ -92,11 +92,17 @@ def test_dvc_deps_are_exactly_the_stage_import_closure(stage):
 @pytest.mark.slow
 def test_non_editable_install_ships_the_profiles(tmp_path):
     """A wheel install (no source tree beside it) still finds the profiles' YAML files."""
+    import shutil
     import subprocess
     import sys
 
+    source = tmp_path / "source"  # built from a copy: setuptools leaves build/ in the tree
+    shutil.copytree(REPO_ROOT / "fmnist", source / "fmnist",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(tmp_path / "site"), str(REPO_ROOT)], check=True,
+                    "--target", str(tmp_path / "site"), str(source)], check=True,
                    capture_output=True)
     outside = tmp_path / "elsewhere"
     outside.mkdir()

@@ -12,7 +12,7 @@ import yaml
 from fmnist import config, jsonfiles, profiles
 from fmnist.data import formats, splits
 from stages import evaluate, train
-from tests.conftest import REAL_DATA_DIR, project_params
+from tests.conftest import REAL_DATA_DIR, REPO_ROOT, project_params
 
 
 @pytest.mark.parametrize("name", profiles.available())
@@ -71,7 +71,8 @@ def test_gpu_profile_trains_under_jax_on_cpu(dvc_workspace):
     overrides = {**profiles.load("gpu"), "train.epochs": 3, "train.batch_size": 32}
     root = dvc_workspace(**overrides)
     write_processed(real_slice(per_class_train=60, test_rows=200))
-    env = {**os.environ, "KERAS_BACKEND": "jax", "DVC_ROOT": str(root)}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "DVC_ROOT": str(root),
+           "PYTHONPATH": str(REPO_ROOT)}  # the stages live in the repo, not the workspace
     for stage in ("train", "evaluate"):
         result = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=root, env=env,
                                 capture_output=True, text=True)

@@ -43,6 +43,18 @@ def split_train_val(images: np.ndarray, labels: np.ndarray, val_split: float, se
     return {"train": (train_x, train_y), "val": (val_x, val_y)}
 
 
+def make_splits(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+                test_labels: np.ndarray, preprocess_params: dict, seed: int
+                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """uint8 images and labels of both published splits -> scaled train/val/test, as the
+    preprocess stage writes them: `subset` of each class, then the stratified split."""
+    keep = take_per_class(train_labels, preprocess_params["subset"])
+    parts = split_train_val(scale(train_images[keep]), train_labels[keep],
+                            preprocess_params["val_split"], seed)
+    parts["test"] = (scale(test_images), test_labels)
+    return parts
+
+
 def save_split(name: str, images: np.ndarray, labels: np.ndarray,
                processed_dir: Path = PROCESSED_DIR) -> None:
     Path(processed_dir).mkdir(parents=True, exist_ok=True)

@@ -1,1 +1,0 @@
-"""Fashion-MNIST data: file formats, download sources, Great Expectations checks, splits."""

@@ -1,1 +1,0 @@
-"""Why the model decides as it does: Grad-CAM heat maps, error analysis, their figures."""

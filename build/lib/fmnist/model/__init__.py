@@ -1,1 +1,0 @@
-"""The model: Keras architectures, the training recipe, and test-set scoring."""

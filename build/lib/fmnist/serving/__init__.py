@@ -1,1 +1,0 @@
-"""Predicting outside the pipeline: reading image files and asking a registered model."""
