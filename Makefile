@@ -7,7 +7,7 @@ DATA_DIR ?= /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-package repro test bench ui lock
+.PHONY: setup data-package repro test bench ui server lock
 
 setup: $(VENV)/.installed data-package
 
@@ -41,6 +41,11 @@ bench: setup
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000
+
+# The team stack: PostgreSQL (Debian's postgresql package) + mlflow server on 127.0.0.1:5000,
+# data in .team/; Ctrl-C stops both. Then: export MLFLOW_TRACKING_URI=http://127.0.0.1:5000
+server: setup
+	fmnist server
 
 # Re-pin the whole dependency tree after changing pyproject.toml.
 lock:

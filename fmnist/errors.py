@@ -54,6 +54,10 @@ class TrackingUnavailable(PipelineError):
     """The MLflow tracking server does not answer, or the store refuses a second writer."""
 
 
+class ServerError(PipelineError):
+    """The team stack cannot start (PostgreSQL missing, a port taken, MLflow failing)."""
+
+
 class ModelLoadError(PipelineError):
     """The model to predict with cannot be found or loaded."""
 

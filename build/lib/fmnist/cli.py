@@ -160,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
                          help="photos: invert to a light garment on black (auto: when the "
                               "border is mostly bright)")
+    server = command("server", cmd_server, "run the team stack (PostgreSQL + mlflow server) "
+                     "until Ctrl-C; data in .team/")
+    server.add_argument("--home", help="folder for the database, artifacts, logs (default .team)")
+    server.add_argument("--host", default="127.0.0.1",
+                        help="where MLflow listens (0.0.0.0: the team's machines)")
+    server.add_argument("--port", type=int, default=5000, help="MLflow's port")
+    server.add_argument("--db-port", type=int, default=5433, help="PostgreSQL's port (loopback)")
+    server.add_argument("--workers", type=int, default=2)
+    server.add_argument("--allowed-hosts", help="MLflow's accepted Host headers, e.g. "
+                        "'mlflow.lan:5000' (needed for names other than localhost)")
     profile = command("profile", cmd_profile,
                       "print a named profile (fmnist/profiles/NAME.yaml) as `dvc exp run` -S flags, e.g. "
                       "dvc exp run $(fmnist profile fast)")

@@ -33,7 +33,7 @@ RUN_FILE = config.MODEL_DIR / "mlflow_run.json"
 # What a served model needs; pinned to the versions that trained it (also skips MLflow's slow
 # requirement inference, which re-imports the model in a subprocess).
 SERVING_PACKAGES = ("keras", "tensorflow-cpu", "numpy", "mlflow")
-HEALTH_TIMEOUT_S = 5.0
+HEALTH_TIMEOUT_S = 3.0  # loopback or LAN: a healthy server answers in milliseconds
 # MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) wait ~250 s on a dead server.
 # These keep a mid-run outage to well under a minute; a value already in the environment wins.
 HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
