@@ -170,11 +170,11 @@ def serve(stack: StackConfig) -> int:
         return 0
     finally:
         if mlflow_server is not None:
-            _stop_group(mlflow_server)
+            stop_group(mlflow_server)
         stop_postgres(stack)
 
 
-def _stop_group(process: subprocess.Popen) -> None:
+def stop_group(process: subprocess.Popen) -> None:
     try:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)

@@ -178,6 +178,13 @@ def start_run(experiment: str, run_id: str | None = None, **kwargs: Any
                                   "the stage, which logs a new run") from error
 
 
+def log_history(history: dict[str, list[float]]) -> None:
+    """Per-epoch metrics as mlflow.keras.MlflowCallback logs them (step = epoch from 0), for a
+    fit that happened without a run to log into."""
+    for epoch, values in enumerate(zip(*history.values())):
+        mlflow.log_metrics(dict(zip(history, values)), step=epoch)
+
+
 def serving_requirements() -> list[str]:
     requirements = []
     for package in SERVING_PACKAGES:

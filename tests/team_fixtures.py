@@ -35,6 +35,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_for_health(uri: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{uri}/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{uri} did not become healthy in {timeout:g} s (exit code {process.poll()})")
+
+
 @pytest.fixture(scope="session")
 def team_server() -> Iterator[TeamServer]:
     # Not under pytest's tmp_path: that is 0700, and PostgreSQL runs as the postgres user.

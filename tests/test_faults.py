@@ -13,9 +13,10 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from fmnist import config, tracking
+from fmnist import config, jsonfiles, tracking
 from fmnist.errors import TrackingUnavailable
 from stages import train
+from tests import team_fixtures
 from tests.conftest import REPO_ROOT, write_tiny_splits
 from tests.fake_servers import NO_PROXY_ENV, broken_tracking_server, silent_server
 
@@ -104,3 +105,53 @@ def test_sigterm_mid_training_fails_the_run_in_one_line(dvc_workspace):
     [run] = client.search_runs([client.get_experiment_by_name("fashion-mnist").experiment_id])
     assert run.info.status == "FAILED"  # not RUNNING for ever
     assert not (root / "models" / "model.keras").exists()
+
+
+@pytest.mark.slow
+def test_a_server_lost_mid_run_costs_no_training(dvc_workspace, tmp_path, no_proxy):
+    """A real `mlflow server` dies (SIGKILL) while train fits: the stage fails in one line with
+    the model saved and kept aside; the rerun logs that model, epochs included, without fitting."""
+    root = dvc_workspace(**{"train.epochs": 12, "train.batch_size": 32, "filters": 4})
+    write_tiny_splits(root, per_class=20)
+    port = team_fixtures.free_port()
+    uri = f"http://127.0.0.1:{port}"
+    mlflow_server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+         f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
+         str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+    try:
+        team_fixtures.wait_for_health(uri, mlflow_server, timeout=180)
+        child = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=root,
+                                 env={**env, "MLFLOW_TRACKING_URI": uri}, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        for output_line in child.stdout:
+            if output_line.startswith("Epoch 3/"):
+                break
+        os.killpg(mlflow_server.pid, signal.SIGKILL)  # the server host goes away mid-fit
+        stdout, err = child.communicate(timeout=300)
+    finally:
+        if mlflow_server.poll() is None:
+            os.killpg(mlflow_server.pid, signal.SIGKILL)
+        mlflow_server.wait()
+    assert child.returncode == 1 and "Epoch 12/12" in stdout, err  # the fit went on to the end
+    assert err.strip().splitlines()[-1].startswith(
+        f"error: TrackingUnavailable: lost MLflow tracking server {uri} mid-run")
+    kept = (root / "models" / "pending" / "model.keras").read_bytes()
+
+    # DVC deletes train's outputs before the rerun; the kept copy is what remains.
+    for output in ("models/model.keras", "metrics/train.json", "metrics/train_history.csv"):
+        (root / output).unlink()
+    rerun = subprocess.run([sys.executable, "-m", "stages.train"], cwd=root, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "no retraining" in rerun.stdout and "Epoch 1/" not in rerun.stdout
+    assert (root / "models" / "model.keras").read_bytes() == kept
+    assert not (root / "models" / "pending").exists()
+    client = MlflowClient(tracking.default_tracking_uri())
+    run_id = jsonfiles.read_json(root / "models" / "mlflow_run.json")["run_id"]
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert len(client.get_metric_history(run_id, "val_accuracy")) == 12
+    assert client.search_logged_models(
+        [client.get_run(run_id).info.experiment_id], filter_string=f"source_run_id = '{run_id}'")

@@ -5,9 +5,10 @@ import getpass
 import threading
 from datetime import datetime
 
+import mlflow
 import pytest
 
-from fmnist import cli, jsonfiles, registry
+from fmnist import cli, jsonfiles, registry, tracking
 from fmnist.errors import RegistryBusy
 from stages import register
 from tests.registry_helpers import FINGERPRINT, log_candidate
@@ -262,3 +263,24 @@ def test_rollback_walks_back_and_never_cycles(dvc_workspace, capsys):
     assert "(undoes #3): attempt 0" in lines[3] and "(undoes #2): attempt 1" in lines[4]
     assert "[rolled back by #4]" in lines[2] and "[rolled back by #5]" in lines[1]
     assert "v2 fails on shirts" in lines[2] and "[rolled back" not in lines[0]
+
+
+def test_runs_hides_failed_and_unfinished_runs_unless_all(dvc_workspace, capsys):
+    dvc_workspace()
+    log_candidate(0.80, test_accuracy=0.5)
+    register.main()
+    experiment = tracking.experiment_id("fashion-mnist")
+    with pytest.raises(KeyboardInterrupt):  # a run interrupted mid-training: FAILED
+        with tracking.start_run("fashion-mnist"):
+            mlflow.log_metric("model_val_accuracy", 0.18)
+            raise KeyboardInterrupt
+    registry.client().create_run(experiment)  # one still RUNNING (or killed -9)
+    capsys.readouterr()
+
+    assert cli.main(["runs"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert len(rows) == 1 and rows[0].split()[1] == "FINISHED"
+    assert cli.main(["runs", "--all"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert sorted(row.split()[1] for row in rows) == ["FAILED", "FINISHED", "RUNNING"]
+    assert rows[0].split()[1] == "FINISHED"  # 0.80 sorts above the failed run's 0.18
