@@ -82,7 +82,7 @@ def restore_hint(stage: str | None = None, dvc_file: Path = Path("dvc.yaml")) ->
     stage = stage or os.environ.get("DVC_STAGE")
     if not stage:  # not run by DVC: nothing was deleted
         return ""
-    import yaml  # here, so importing errors stays free
+    import yaml  # imported here: only a failing stage needs it
 
     try:
         spec = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["stages"][stage]

@@ -97,11 +97,14 @@ def start_postgres(stack: StackConfig) -> None:
                            "--auth=trust", "--encoding=UTF8"]), "initdb")
     if os.geteuid() == 0:
         shutil.chown(log_file, "postgres", "postgres")
-    # TCP on loopback only, no Unix socket (its default folder may not be writable).
-    options = f"-p {stack.db_port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
-    _run(_as_db_owner([postgres_bin("pg_ctl"), "-D", str(stack.data_dir), "-l", str(log_file),
-                       "-o", options, "-w", "-t", "60", "start"]),
-         f"starting PostgreSQL on 127.0.0.1:{stack.db_port} (see {log_file})")
+    pg_ctl = [postgres_bin("pg_ctl"), "-D", str(stack.data_dir)]
+    running = subprocess.run(_as_db_owner([*pg_ctl, "status"]), capture_output=True)
+    if running.returncode != 0:  # else: left running by a server that was killed; reuse it
+        # TCP on loopback only, no Unix socket (its default folder may not be writable).
+        options = f"-p {stack.db_port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
+        _run(_as_db_owner([*pg_ctl, "-l", str(log_file), "-o", options, "-w", "-t", "60",
+                           "start"]),
+             f"starting PostgreSQL on 127.0.0.1:{stack.db_port} (see {log_file})")
     psql = [postgres_bin("psql"), "-h", "127.0.0.1", "-p", str(stack.db_port), "-U", DB_USER,
             "-d", "postgres", "-tAc"]
     exists = _run([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],

@@ -136,7 +136,7 @@ def git_commit() -> str:
 
 
 # The run tags that say which data and validation split a run saw: only runs that agree on
-# all of them are compared for promotion (registry.comparable).
+# all of them are compared for promotion (registry.not_comparable).
 DATA_TAGS = {"data.fingerprint": "fingerprint", "data.source": "source", "split.seed": "seed",
              "split.val_split": "val_split", "split.subset": "subset"}
 FRACTIONS = ("val_split", "subset")  # as floats, so `subset: 1` and `1.0` give the same tag
@@ -170,12 +170,14 @@ def start_run(experiment: str, run_id: str | None = None, **kwargs: Any
         with active:
             yield active
     except MlflowException as error:
-        if not is_server(tracking_uri()):
+        # MLflow's words for "no usable answer from the server" (connection refused, timeout,
+        # 5xx after retries); an answer refusing a request (RestException) stays as it is.
+        if not (is_server(tracking_uri()) and str(error).startswith("API request to")):
             raise
         first_line = str(error).strip().splitlines()[0][:200]
         raise TrackingUnavailable(f"lost MLflow tracking server {tracking_uri()} mid-run "
-                                  f"({first_line}); files written so far stay until DVC reruns "
-                                  "the stage, which logs a new run") from error
+                                  f"({first_line}); rerun once it is back (train logs the model "
+                                  "it saved without retraining)") from error
 
 
 def log_history(history: dict[str, list[float]]) -> None:
