@@ -82,6 +82,9 @@ def restore_hint(stage: str | None = None, dvc_file: Path = Path("dvc.yaml")) ->
     stage = stage or os.environ.get("DVC_STAGE")
     if not stage:  # not run by DVC: nothing was deleted
         return ""
+    root = os.environ.get("DVC_ROOT")
+    if root and Path(root).resolve() != Path.cwd().resolve():
+        return ""  # a queued or --temp run works in a copy: the workspace's outputs are intact
     import yaml  # imported here: only a failing stage needs it
 
     try:

@@ -13,7 +13,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from fmnist import config, jsonfiles, tracking
+from fmnist import config, errors, jsonfiles, tracking
 from fmnist.errors import TrackingUnavailable
 from stages import train
 from tests import team_fixtures
@@ -48,6 +48,20 @@ def test_a_hung_tracking_server_fails_train_in_seconds_before_training(dvc_works
                         "metrics/train.json metrics/train_history.csv "
                         "metrics/figures/training_curves.png`")
     assert not config.MODEL_FILE.exists() and not (root / "metrics" / "train.json").exists()
+
+
+def test_the_restore_hint_only_where_dvc_deleted_something(tmp_path, monkeypatch):
+    shutil.copy(REPO_ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    assert errors.restore_hint() == ""  # run by hand: DVC deleted nothing
+    monkeypatch.setenv("DVC_STAGE", "preprocess")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert errors.restore_hint() == "; previous outputs: `dvc checkout preprocess`"
+    assert errors.restore_hint("register") == (
+        "; previous outputs: `git checkout -- metrics/promotion.json`")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "workspace"))  # cwd is a queued run's copy
+    assert errors.restore_hint() == ""
 
 
 def test_a_server_that_breaks_after_the_health_check_fails_in_one_line(dvc_workspace,
