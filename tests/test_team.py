@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import REPO_ROOT, git
 from tests.fake_servers import NO_PROXY_ENV
 from tests.registry_helpers import export_pngs, real_test_images, real_test_labels
-from tests.team_fixtures import TeamServer, team_server  # noqa: F401 (a fixture)
+from tests.team_fixtures import TeamServer, free_port, team_server  # noqa: F401 (a fixture)
 from tests.test_pipeline import MODEL_NAME, SLICE, copy_project, dvc, set_params, stages_run
 
 pytestmark = pytest.mark.slow
@@ -133,3 +136,27 @@ def test_three_queued_experiments_run_two_at_a_time(team_repo, team_server):  # 
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
     assert float(champion.tags["model_val_accuracy"]) == best, [
         (version.version, version.tags["model_val_accuracy"]) for version in versions]
+
+
+def test_server_that_cannot_start_says_why_in_one_line_and_stops_postgres():
+    """MLflow's port already taken: one `error:` line naming the log, exit 1, no PostgreSQL left."""
+    home = Path(tempfile.mkdtemp(prefix="fmnist-team-busy-", dir="/tmp"))
+    home.chmod(0o755)
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            result = subprocess.run(
+                [sys.executable, "-m", "fmnist.cli", "server", "--home", str(home), "--port",
+                 str(taken.getsockname()[1]), "--db-port", str(free_port())], cwd=REPO_ROOT,
+                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
+                timeout=300)
+        assert result.returncode == 1
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("error: ServerError: mlflow server exited with code ")  # 0 or 1
+        assert line.endswith(f"; see {home / 'mlflow.log'}")
+        assert "address already in use" in (home / "mlflow.log").read_text().lower()
+        assert (home / "postgres" / "PG_VERSION").exists()  # the cluster was made ...
+        assert not (home / "postgres" / "postmaster.pid").exists()  # ... and stopped again
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
