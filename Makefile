@@ -8,7 +8,7 @@ DATA_DIR ?= /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-package browser repro test bench gpu-check ui demo lock
+.PHONY: setup data-package browser repro test bench gpu-check ui demo server lock
 
 setup: $(VENV)/.installed data-package browser
 
@@ -68,6 +68,11 @@ ui: setup
 # The web demo on http://127.0.0.1:7860 with the registry's champion.
 demo: setup
 	fmnist demo
+
+# The team stack: PostgreSQL (Debian's postgresql package) + mlflow server on 127.0.0.1:5000,
+# data in .team/; Ctrl-C stops both. Then: export MLFLOW_TRACKING_URI=http://127.0.0.1:5000
+server: setup
+	fmnist server
 
 # Re-pin the whole dependency tree after changing pyproject.toml.
 lock:

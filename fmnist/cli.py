@@ -1,8 +1,10 @@
 """`fmnist`: the model registry and predictions from the terminal.
 
-  fmnist runs                                   leaderboard: runs, params, accuracies, versions
+  fmnist runs [--all]                           leaderboard: finished runs, params, accuracies, versions
   fmnist promote VERSION --reason "..."         move `champion` by hand
-  fmnist rollback --reason "..."                move `champion` back to the version it replaced
+  fmnist rollback --reason "..."                undo the latest champion move still in force
+  fmnist history                                every champion move: who, when, why
+  fmnist server                                 the team stack: PostgreSQL + MLflow server
   fmnist predict PATH... [--json]               top-3 classes with the champion (or --model-uri)
   fmnist payload PATH...                        the JSON body for `mlflow models serve`
   fmnist profile NAME                           a params profile as `dvc exp run` -S flags
@@ -36,7 +38,9 @@ def _model_name(args: argparse.Namespace) -> str:
 def _describe(version: Any) -> str:
     if version is None:
         return "none"
-    accuracy = version.tags.get("val_accuracy")
+    from fmnist import registry
+
+    accuracy = version.tags.get(registry.VAL_TAG) or version.tags.get(registry.LEGACY_VAL_TAG)
     return f"version {version.version}" + (f" (val accuracy {float(accuracy):.4f})"
                                            if accuracy else "")
 
@@ -57,11 +61,25 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from fmnist import registry
+
+    print(registry.format_history(registry.history(registry.client(), _model_name(args))))
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from fmnist import server
+
+    return server.serve(server.StackConfig.from_args(args))
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from fmnist import leaderboard, registry
 
     experiment = args.experiment or _params()["mlflow"]["experiment"]
-    rows = leaderboard.leaderboard(registry.client(), experiment, _model_name(args), args.limit)
+    rows = leaderboard.leaderboard(registry.client(), experiment, _model_name(args), args.limit,
+                                   include_unfinished=args.all)
     print(json.dumps(rows, indent=2) if args.json else leaderboard.format_table(rows))
     return 0
 
@@ -139,11 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     promote = command("promote", cmd_promote, "make VERSION the champion, recording who/why/when")
     promote.add_argument("version")
     promote.add_argument("--reason", help="why (required; recorded on the version)")
-    rollback = command("rollback", cmd_rollback, "give `champion` back to the version it replaced")
+    rollback = command("rollback", cmd_rollback,
+                       "undo the latest champion move still in force (walks back, never cycles)")
     rollback.add_argument("--reason", help="why (required; recorded on both versions)")
-    runs = command("runs", cmd_runs, "the experiment's runs, best validation accuracy first")
+    command("history", cmd_history, "every move of `champion`, oldest first")
+    runs = command("runs", cmd_runs,
+                   "the experiment's finished runs, best model_val_accuracy first")
     runs.add_argument("--experiment", help="MLflow experiment (default: params mlflow.experiment)")
     runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--all", action="store_true",
+                      help="also failed, killed and still running runs")
     runs.add_argument("--json", action="store_true", help="machine-readable rows")
     for name, handler, text in (
             ("predict", cmd_predict, "top-3 classes for PNG/JPEG images, idx files, Kaggle CSVs"),
@@ -153,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
                          help="photos: invert to a light garment on black (auto: when the "
                               "border is mostly bright)")
+    server = command("server", cmd_server, "run the team stack (PostgreSQL + mlflow server) "
+                     "until Ctrl-C; data in .team/")
+    server.add_argument("--home", help="folder for the database, artifacts, logs (default .team)")
+    server.add_argument("--host", default="127.0.0.1",
+                        help="where MLflow listens (0.0.0.0: the team's machines)")
+    server.add_argument("--port", type=int, default=5000, help="MLflow's port")
+    server.add_argument("--db-port", type=int, default=5433, help="PostgreSQL's port (loopback)")
+    server.add_argument("--workers", type=int, default=2)
+    server.add_argument("--allowed-hosts", help="MLflow's accepted Host headers, e.g. "
+                        "'mlflow.lan:5000' (needed for names other than localhost)")
     profile = command("profile", cmd_profile,
                       "print a named profile (fmnist/profiles/NAME.yaml) as `dvc exp run` -S flags, e.g. "
                       "dvc exp run $(fmnist profile fast)")

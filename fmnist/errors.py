@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import sys
+from pathlib import Path
+from types import FrameType
 from typing import Callable
 
 
@@ -42,6 +46,18 @@ class MissingReason(RegistryError):
     """A manual promotion or rollback was asked for without saying why."""
 
 
+class RegistryBusy(RegistryError):
+    """Another process holds the champion lock longer than we are willing to wait."""
+
+
+class TrackingUnavailable(PipelineError):
+    """The MLflow tracking server does not answer, or the store refuses a second writer."""
+
+
+class ServerError(PipelineError):
+    """The team stack cannot start (PostgreSQL missing, a port taken, MLflow failing)."""
+
+
 class ModelLoadError(PipelineError):
     """The model to predict with cannot be found or loaded."""
 
@@ -58,18 +74,61 @@ class InputFileError(PipelineError):
     """A file given to predict is missing or is not a readable image, idx file or CSV."""
 
 
+class Terminated(BaseException):
+    """SIGTERM (docker stop, a CI cancel, a scheduler), raised like KeyboardInterrupt is for
+    SIGINT, so `with mlflow.start_run()` ends the run as FAILED instead of leaving it RUNNING."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def restore_hint(stage: str | None = None, dvc_file: Path = Path("dvc.yaml")) -> str:
+    """How to get a failed stage's previous outputs back: DVC deletes a stage's outputs before
+    running it, so after a failure they are gone from the workspace; the cached ones come back
+    with `dvc checkout`, the uncached (committed) metrics and plots with `git checkout`."""
+    stage = stage or os.environ.get("DVC_STAGE")
+    if not stage:  # not run by DVC: nothing was deleted
+        return ""
+    root = os.environ.get("DVC_ROOT")
+    if root and Path(root).resolve() != Path.cwd().resolve():
+        return ""  # a queued or --temp run works in a copy: the workspace's outputs are intact
+    import yaml  # imported here: only a failing stage needs it
+
+    try:
+        spec = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["stages"][stage]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return f"; previous outputs: `dvc checkout {stage}`"
+    cached, uncached = [], []
+    for section in ("outs", "metrics", "plots"):
+        for entry in spec.get(section) or []:
+            path, options = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
+            (cached if (options or {}).get("cache", True) else uncached).append(path)
+    commands = [f"`dvc checkout {stage}`"] if cached else []
+    commands += [f"`git checkout -- {' '.join(uncached)}`"] if uncached else []
+    return "; previous outputs: " + " and ".join(commands) if commands else ""
+
+
 def stage_entry(main: Callable[[], None]) -> Callable[[], None]:
-    """Wrap a stage's main: PipelineError -> one clear line on stderr and exit code 1."""
+    """Wrap a stage's main: PipelineError -> one clear line on stderr and exit code 1; SIGINT
+    and SIGTERM -> one line and 130 / 143. Under `dvc repro` the line also says how to get the
+    stage's previous outputs back (DVC removed them before the stage ran)."""
 
     @functools.wraps(main)
     def wrapper() -> None:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             main()
         except PipelineError as error:
-            print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+            print(f"error: {type(error).__name__}: {error}{restore_hint()}", file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
+            print(f"error: interrupted{restore_hint()}", file=sys.stderr)
             sys.exit(130)
+        except Terminated:
+            print(f"error: terminated (SIGTERM){restore_hint()}", file=sys.stderr)
+            sys.exit(143)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper

@@ -1,5 +1,7 @@
-"""The experiment's runs side by side, best validation accuracy first: the terminal twin of
-comparing runs in the MLflow UI, with each run's registered version and aliases."""
+"""The experiment's runs side by side, best `model_val_accuracy` first (the saved model's
+validation accuracy, the number promotion compares): the terminal twin of comparing runs in the
+MLflow UI, with each run's status, registered version and aliases. Finished runs only, unless
+asked for all (a failed or killed run's metrics are partial)."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,20 +9,23 @@ from typing import Any
 from mlflow import MlflowClient
 
 from fmnist.errors import RegistryError
+from fmnist.registry import VAL_METRIC
 
 KEY_PARAMS = ("train.model", "filters", "kernel_size", "dense_units", "dropout", "train.epochs")
-METRICS = ("val_accuracy", "model_val_accuracy", "test_accuracy")  # model_: flip-averaged
+METRICS = (VAL_METRIC, "test_accuracy")
 
 
 def leaderboard(mlflow_client: MlflowClient, experiment: str, model_name: str,
-                limit: int = 50) -> list[dict[str, Any]]:
-    """One row per run: id, DVC experiment, key params, accuracies, version and aliases."""
+                limit: int = 50, include_unfinished: bool = False) -> list[dict[str, Any]]:
+    """One row per run: id, status, DVC experiment, key params, accuracies, version, aliases."""
     found = mlflow_client.get_experiment_by_name(experiment)
     if found is None:
         raise RegistryError(f"no MLflow experiment {experiment!r} in {mlflow_client.tracking_uri}"
                             "; run `dvc repro` first")
-    runs = mlflow_client.search_runs([found.experiment_id], max_results=limit,
-                                     order_by=["metrics.val_accuracy DESC", "start_time DESC"])
+    runs = mlflow_client.search_runs(
+        [found.experiment_id], max_results=limit,
+        filter_string="" if include_unfinished else "attributes.status = 'FINISHED'",
+        order_by=[f"metrics.{VAL_METRIC} DESC", "start_time DESC"])
     versions = {version.run_id: version.version for version in
                 mlflow_client.search_model_versions(f"name = '{model_name}'")}
     aliases: dict[str, list[str]] = {}
@@ -32,6 +37,7 @@ def leaderboard(mlflow_client: MlflowClient, experiment: str, model_name: str,
         version = versions.get(run.info.run_id)
         rows.append({
             "run": run.info.run_id[:8],
+            "status": run.info.status,
             "dvc_exp": run.data.tags.get("dvc.exp_name", ""),
             **{name: run.data.params.get(name, "") for name in KEY_PARAMS},
             **{name: run.data.metrics.get(name) for name in METRICS},

@@ -1,17 +1,31 @@
 """The MLflow model registry: every evaluated run becomes a version; `champion` is what we serve.
 
 Aliases: `challenger` is the newest registered version, `champion` the one predict and
-`mlflow models serve` load. The register stage moves `champion` only when a candidate's
-*validation* accuracy beats the champion's by at least `promotion.min_delta` (test accuracy is
-recorded, never used to choose); `fmnist promote` / `fmnist rollback` move it by hand. Each move
-records on the new champion who, why, when and which version it replaced (what rollback returns to).
+`mlflow models serve` load. The register stage moves `champion` only when a candidate is
+*comparable* with it (same data fingerprint and validation split: seed, val_split, subset; by
+default only runs on the full train set compete) and its validation accuracy (`model_val_accuracy`,
+the saved flip-averaged model's) beats the champion's by at least `promotion.min_delta`; test
+accuracy is recorded, never used to choose. `fmnist promote` / `fmnist rollback` move it by hand.
+
+Every move happens under a lock held in the tracking store itself (a registered model named
+`<model>.champion-lock`, whose creation is atomic because names are unique), so two registers
+racing on one server cannot both win; and every move is appended to the champion history on the
+registered model (tags `champion.history.0001`, ...), which `fmnist history` prints and
+`fmnist rollback` walks back.
 """
 from __future__ import annotations
 
+import contextlib
 import getpass
+import json
+import os
+import random
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 import mlflow
 from mlflow import MlflowClient
@@ -19,14 +33,20 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from fmnist import tracking
-from fmnist.errors import MissingReason, RegistryError, UnknownVersion
+from fmnist.errors import MissingReason, RegistryBusy, RegistryError, UnknownVersion
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 LOGGED_MODEL_NAME = "model"  # the name tracking.log_keras_model logs under
-VAL_TAG, TEST_TAG = "val_accuracy", "test_accuracy"
+VAL_METRIC = "model_val_accuracy"  # the one val accuracy: promotion, version tags, leaderboard
+VAL_TAG, TEST_TAG = VAL_METRIC, "test_accuracy"
+LEGACY_VAL_TAG = "val_accuracy"  # versions registered before VAL_TAG was renamed
 DECISION_TAG, REASON_TAG = "promotion.decision", "promotion.reason"
 COMPARED_TAG = "promotion.compared_with"
-PREVIOUS_TAG = "champion.previous"  # the champion this version replaced: where rollback goes
+PREVIOUS_TAG = "champion.previous"  # the champion this version replaced
+HISTORY_PREFIX = "champion.history."
+LOCK_SUFFIX = ".champion-lock"
+# What makes two validation accuracies comparable: the same images, split the same way.
+COMPARABLE_TAGS = ("data.fingerprint", "split.seed", "split.val_split", "split.subset")
 NONE = "none"
 _TOLERANCE = 1e-9  # so 0.891 - 0.890 counts as a gain of 0.001 despite float round-off
 
@@ -92,13 +112,35 @@ def find_version(mlflow_client: MlflowClient, name: str, run_id: str) -> ModelVe
 
 def val_accuracy(mlflow_client: MlflowClient, version: ModelVersion) -> float:
     """A version's validation accuracy: its tag, else its run's metric (versions made by hand)."""
-    if VAL_TAG in version.tags:
-        return float(version.tags[VAL_TAG])
+    for tag in (VAL_TAG, LEGACY_VAL_TAG):
+        if tag in version.tags:
+            return float(version.tags[tag])
     metrics = mlflow_client.get_run(version.run_id).data.metrics if version.run_id else {}
-    if "val_accuracy" not in metrics:
-        raise RegistryError(f"version {version.version} records no val_accuracy; promote by hand "
+    if VAL_METRIC not in metrics:
+        raise RegistryError(f"version {version.version} records no {VAL_METRIC}; promote by hand "
                             "with `fmnist promote VERSION --reason ...`")
-    return float(metrics["val_accuracy"])
+    return float(metrics[VAL_METRIC])
+
+
+def _short(tag: str, value: str) -> str:
+    return value[:12] if tag == "data.fingerprint" else value
+
+
+def not_comparable(candidate: dict[str, str], champion: dict[str, str] | None,
+                   full_train_set_only: bool) -> str | None:
+    """Why a version (its tags) may not compete with the champion's, or None when it may."""
+    missing = [tag for tag in COMPARABLE_TAGS if candidate.get(tag, NONE) == NONE]
+    if missing:
+        return f"the run records no {', '.join(missing)}"
+    if full_train_set_only and float(candidate["split.subset"]) != 1.0:
+        return (f"trained on subset {candidate['split.subset']} of the train set "
+                "(promotion.full_train_set_only)")
+    if champion is None:
+        return None
+    differ = [f"{tag} {_short(tag, candidate[tag])} vs champion's "
+              f"{_short(tag, champion.get(tag, NONE))}"
+              for tag in COMPARABLE_TAGS if candidate[tag] != champion.get(tag, NONE)]
+    return "; ".join(differ) or None
 
 
 def _create_version(mlflow_client: MlflowClient, name: str, run_id: str,
@@ -113,25 +155,115 @@ def _create_version(mlflow_client: MlflowClient, name: str, run_id: str,
     run_tags = run.data.tags
     tags = {**tags, "run_id": run_id, "dvc.exp_name": run_tags.get("dvc.exp_name", NONE),
             "git.commit": run_tags.get("mlflow.source.git.commit", NONE),
-            "data.fingerprint": run_tags.get("data.fingerprint", NONE)}
+            **{tag: run_tags.get(tag, NONE) for tag in COMPARABLE_TAGS}}
     return mlflow.register_model(f"models:/{logged[0].model_id}", name, tags=tags)
 
 
+@contextlib.contextmanager
+def champion_lock(mlflow_client: MlflowClient, name: str, wait_s: float = 60.0,
+                  lease_s: float = 120.0) -> Iterator[None]:
+    """Hold the champion lock: a registered model `<name>.champion-lock`. Creating it is an
+    atomic compare-and-set in any MLflow store (registered model names are unique: sqlite,
+    PostgreSQL, a server), so of two racing processes exactly one gets it. A holder that died
+    leaves it behind; once its lease (the `expires` tag, epoch seconds) is past, a waiter
+    removes it. Released on exit."""
+    lock = f"{name}{LOCK_SUFFIX}"
+    owner = f"{who()}@{socket.gethostname()} pid {os.getpid()} thread {threading.get_ident()}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            mlflow_client.create_registered_model(
+                lock, tags={"owner": owner, "expires": f"{time.time() + lease_s:.0f}"},
+                description="fmnist: held while `champion` moves; delete it if `expires` is past")
+            break
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        holder = _lock_tags(mlflow_client, lock)
+        if holder is not None and float(holder.get("expires", 0)) < time.time():
+            _delete_quietly(mlflow_client, lock)  # a dead holder's stale lease
+        elif time.monotonic() > deadline:
+            raise RegistryBusy(f"the champion lock of {name!r} is held by "
+                               f"{(holder or {}).get('owner', '?')} for over {wait_s:g} s; if "
+                               f"that process died, delete registered model {lock!r}")
+        time.sleep(random.uniform(0.05, 0.25))
+    try:
+        yield
+    finally:
+        _delete_quietly(mlflow_client, lock)
+
+
+def _lock_tags(mlflow_client: MlflowClient, lock: str) -> dict[str, str] | None:
+    try:
+        return mlflow_client.get_registered_model(lock).tags
+    except MlflowException:  # released meanwhile
+        return None
+
+
+def _delete_quietly(mlflow_client: MlflowClient, lock: str) -> None:
+    with contextlib.suppress(MlflowException):
+        mlflow_client.delete_registered_model(lock)
+
+
+def history(mlflow_client: MlflowClient, name: str) -> list[dict[str, Any]]:
+    """The champion's moves, oldest first: {index, version, how, by, at, reason, replaced,
+    undoes (rollbacks only)}; append-only, one registered-model tag per move."""
+    try:
+        tags = mlflow_client.get_registered_model(name).tags
+    except MlflowException as error:
+        raise RegistryError(f"no registered model {name!r}; run `dvc repro` first") from error
+    return [{"index": int(key.removeprefix(HISTORY_PREFIX)), **json.loads(value)}
+            for key, value in sorted(tags.items()) if key.startswith(HISTORY_PREFIX)]
+
+
+def champion_stack(moves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The moves still in force: each rollback cancels the latest move not yet cancelled, so the
+    top is the champion and the one below it is where the next rollback goes. Rollbacks only
+    shrink the stack, hence repeated rollbacks end at the first champion and never cycle."""
+    stack: list[dict[str, Any]] = []
+    for move in moves:
+        if move["how"] == "rollback":
+            if stack:
+                stack.pop()
+        else:
+            stack.append(move)
+    return stack
+
+
+def format_history(moves: list[dict[str, Any]]) -> str:
+    """One line per move, oldest first; moves later rolled back say by which."""
+    if not moves:
+        return "no champion moves yet"
+    undone = {move["undoes"]: move["index"] for move in moves if "undoes" in move}
+    lines = []
+    for move in moves:
+        what = f"undoes #{move['undoes']}" if "undoes" in move else f"replaced {move['replaced']}"
+        note = f"  [rolled back by #{undone[move['index']]}]" if move["index"] in undone else ""
+        lines.append(f"#{move['index']}  {move['at']}  version {move['version']}  {move['how']:<8}"
+                     f"  by {move['by']}  ({what}): {move['reason']}{note}")
+    return "\n".join(lines)
+
+
 def _move_champion(mlflow_client: MlflowClient, name: str, version: str, how: str, reason: str,
-                   replaced: ModelVersion | None, keep_previous: bool = False) -> None:
-    tags = {"champion.how": how, "champion.by": who(), "champion.at": now(),
+                   replaced: ModelVersion | None, **extra: Any) -> None:
+    """Move the alias and record the move (call with the champion lock held)."""
+    move = {"version": str(version), "how": how, "by": who(), "at": now(), "reason": reason,
+            "replaced": str(replaced.version) if replaced is not None else NONE, **extra}
+    tags = {"champion.how": how, "champion.by": move["by"], "champion.at": move["at"],
             "champion.reason": reason}
-    if not keep_previous:
-        tags[PREVIOUS_TAG] = replaced.version if replaced is not None else NONE
+    if how != "rollback":  # a restored version keeps the predecessor it had
+        tags[PREVIOUS_TAG] = move["replaced"]
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, version, key, str(value))
+    index = len(history(mlflow_client, name)) + 1
+    mlflow_client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{index:04d}", json.dumps(move))
     mlflow_client.set_registered_model_alias(name, CHAMPION, version)
 
 
 def register_run(mlflow_client: MlflowClient, name: str, run_id: str, val: float, test: float,
-                 min_delta: float) -> dict[str, Any]:
-    """Register the run (once), make it `challenger`, and `champion` if it earns it. Returns the
-    decision as a flat dict (metrics/promotion.json; the accuracies are in train/evaluate.json)."""
+                 min_delta: float, full_train_set_only: bool = True) -> dict[str, Any]:
+    """Register the run (once), make it `challenger`, and `champion` if it is comparable with
+    the champion and earns it. Returns the decision as a flat dict (metrics/promotion.json)."""
     outcome: dict[str, Any] = {"model_name": name, "run_id": run_id, "min_delta": min_delta}
     existing = find_version(mlflow_client, name, run_id)
     if existing is not None and DECISION_TAG in existing.tags:  # a re-run: change nothing
@@ -146,20 +278,29 @@ def register_run(mlflow_client: MlflowClient, name: str, run_id: str, val: float
                           f"changed (its decision: {existing.tags.get(REASON_TAG, '?')})"}
     version = existing or _create_version(mlflow_client, name, run_id,
                                           {VAL_TAG: str(val), TEST_TAG: str(test)})
-    champion = by_alias(mlflow_client, name, CHAMPION)
-    champion_val = val_accuracy(mlflow_client, champion) if champion else None
-    decision = decide_promotion(val, champion_val, min_delta)
-    reason = decision.reason + (f" (champion: version {champion.version})" if champion else "")
-    for key, value in {COMPARED_TAG: champion.version if champion else NONE,
-                       REASON_TAG: reason,
-                       DECISION_TAG: CHAMPION if decision.promote else CHALLENGER}.items():
-        mlflow_client.set_model_version_tag(name, version.version, key, str(value))
-    mlflow_client.set_registered_model_alias(name, CHALLENGER, version.version)
-    if decision.promote:
-        _move_champion(mlflow_client, name, version.version, "auto", reason, champion)
+    with champion_lock(mlflow_client, name):  # read, decide and move as one step
+        champion = by_alias(mlflow_client, name, CHAMPION)
+        why_not = not_comparable(version.tags, champion.tags if champion else None,
+                                 full_train_set_only)
+        champion_val = None
+        if why_not is not None:
+            decision = Decision(False, f"not comparable: {why_not}; champion kept")
+        else:
+            champion_val = val_accuracy(mlflow_client, champion) if champion else None
+            decision = decide_promotion(val, champion_val, min_delta)
+        reason = decision.reason + (f" (champion: version {champion.version})" if champion
+                                    else "")
+        for key, value in {COMPARED_TAG: champion.version if champion else NONE,
+                           REASON_TAG: reason,
+                           DECISION_TAG: CHAMPION if decision.promote else CHALLENGER}.items():
+            mlflow_client.set_model_version_tag(name, version.version, key, str(value))
+        mlflow_client.set_registered_model_alias(name, CHALLENGER, version.version)
+        if decision.promote:
+            _move_champion(mlflow_client, name, version.version, "auto", reason, champion)
     new_champion = version if decision.promote else champion
     return {**outcome, "version": int(version.version), "newly_registered": existing is None,
-            "promoted": decision.promote, "champion": int(new_champion.version),
+            "promoted": decision.promote,
+            "champion": int(new_champion.version) if new_champion else None,
             "compared_with": int(champion.version) if champion else None,
             "champion_val_accuracy": champion_val, "reason": reason}
 
@@ -173,31 +314,37 @@ def _require_reason(reason: str | None, command: str) -> str:
 
 def promote(mlflow_client: MlflowClient, name: str, version: str | int, reason: str | None
             ) -> tuple[ModelVersion | None, ModelVersion]:
-    """Move `champion` to `version` by hand; returns (old champion or None, new champion)."""
+    """Move `champion` to `version` by hand; returns (old champion or None, new champion).
+    Any version may be promoted by hand, comparable or not: the reason says why."""
     reason = _require_reason(reason, f"promote {version}")
     target = get_version(mlflow_client, name, version)
-    current = by_alias(mlflow_client, name, CHAMPION)
-    if current is not None and current.version == target.version:
-        raise RegistryError(f"version {target.version} is already the champion")
-    _move_champion(mlflow_client, name, target.version, "manual", reason, current)
+    with champion_lock(mlflow_client, name):
+        current = by_alias(mlflow_client, name, CHAMPION)
+        if current is not None and current.version == target.version:
+            raise RegistryError(f"version {target.version} is already the champion")
+        _move_champion(mlflow_client, name, target.version, "manual", reason, current)
     return current, get_version(mlflow_client, name, target.version)
 
 
 def rollback(mlflow_client: MlflowClient, name: str, reason: str | None
              ) -> tuple[ModelVersion, ModelVersion]:
-    """Move `champion` back to the version it replaced; returns (old champion, new champion).
-    Repeated rollbacks keep walking back, since the restored version keeps its own predecessor."""
+    """Undo the latest champion move still in force (see champion_stack); returns (old champion,
+    new champion). Repeated rollbacks walk back to the first champion, then stop."""
     reason = _require_reason(reason, "rollback")
-    current = by_alias(mlflow_client, name, CHAMPION)
-    if current is None:
-        raise RegistryError(f"{name!r} has no champion to roll back from")
-    previous = current.tags.get(PREVIOUS_TAG, NONE)
-    if previous == NONE:
-        raise RegistryError(f"champion version {current.version} replaced no earlier champion; "
-                            "use `fmnist promote VERSION --reason ...`")
-    target = get_version(mlflow_client, name, previous)
-    _move_champion(mlflow_client, name, target.version, "rollback", reason, current,
-                   keep_previous=True)
-    mlflow_client.set_model_version_tag(name, current.version, "champion.rolled_back",
-                                        f"{now()} by {who()}: {reason}")
+    with champion_lock(mlflow_client, name):
+        current = by_alias(mlflow_client, name, CHAMPION)
+        if current is None:
+            raise RegistryError(f"{name!r} has no champion to roll back from")
+        stack = champion_stack(history(mlflow_client, name))
+        if not stack or stack[-1]["version"] != str(current.version):
+            raise RegistryError(f"champion version {current.version} was not set by fmnist (its "
+                                "history disagrees); use `fmnist promote VERSION --reason ...`")
+        if len(stack) < 2:
+            raise RegistryError(f"champion version {current.version} replaced no earlier "
+                                "champion; use `fmnist promote VERSION --reason ...`")
+        target = get_version(mlflow_client, name, stack[-2]["version"])
+        _move_champion(mlflow_client, name, target.version, "rollback", reason, current,
+                       undoes=stack[-1]["index"])
+        mlflow_client.set_model_version_tag(name, current.version, "champion.rolled_back",
+                                            f"{now()} by {who()}: {reason}")
     return current, get_version(mlflow_client, name, target.version)

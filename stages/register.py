@@ -21,7 +21,8 @@ def main() -> None:
 
     outcome = registry.register_run(registry.client(), params["registry"]["model_name"],
                                     run["run_id"], val_accuracy, test_accuracy,
-                                    params["promotion"]["min_delta"])
+                                    params["promotion"]["min_delta"],
+                                    params["promotion"]["full_train_set_only"])
     write_json(PROMOTION_FILE, outcome)
     action = "registered" if outcome["newly_registered"] else "already registered as"
     print(f"{outcome['model_name']}: {action} version {outcome['version']}; "

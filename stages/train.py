@@ -1,12 +1,17 @@
-"""train: build the CNN from params, fit it, log the run to MLflow, save the model."""
+"""train: build the CNN from params, fit it, save the model and metrics, then log the run to MLflow.
+
+Files first: they are saved, and kept aside (fmnist.pending), before anything is logged, so a
+tracking server that drops after the fit costs no training: the rerun logs the kept model."""
 from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
+import keras
 import mlflow
 
-from fmnist import config, lineage, plots, tracking
+from fmnist import config, lineage, pending, plots, tracking
 from fmnist.data import formats
 from fmnist.data.splits import load_split
 from fmnist.errors import stage_entry
@@ -18,6 +23,8 @@ from fmnist.model.training import (accuracy, compile_model, fit, hyper_params, t
                                    use_distribution, write_history)
 
 HISTORY_FILE = config.METRICS_DIR / "train_history.csv"
+SUMMARY_FILE = config.METRICS_DIR / "train.json"
+CURVES_FILE = config.FIGURES_DIR / "training_curves.png"
 
 
 @stage_entry
@@ -34,33 +41,40 @@ def main() -> None:
     trainer = compile_model(training_wrapper(model, augment["shift"], augment["erase"]),
                             params["train"], steps_per_epoch)
     manifest = read_json(config.PROCESSED_DIR / formats.MANIFEST)
+    key = pending.training_key(params, manifest, Path(__file__))
 
     with tracking.start_run(params["mlflow"]["experiment"],
-                            tags={**tracking.run_tags(manifest["fingerprint"]),
-                                  **parent_tags(init_from)}) as run:
+                            tags={**tracking.run_tags(manifest), **parent_tags(init_from)}) as run:
         mlflow.log_params(config.flatten(params))
         lineage.log_splits({"train": train, "val": val, "test": load_split("test")}, manifest)
-        started = time.perf_counter()
-        history = fit(trainer, train, val, params["train"], [mlflow.keras.MlflowCallback()])
-        seconds = time.perf_counter() - started
-        if params["train"]["flip_averaging"]:
-            model = with_flip_averaging(model)
-        summary = training_summary(history, seconds, model, val_accuracy=accuracy(model, val),
-                                   kept_best=params["train"]["early_stopping_patience"] > 0)
+        if pending.restore(key):  # the last attempt trained this model, then lost the server
+            print("logging the model the last attempt trained (its logging failed); no retraining")
+            model = keras.saving.load_model(config.MODEL_FILE)
+            summary = read_json(SUMMARY_FILE)
+            tracking.log_history(pending.read_history(HISTORY_FILE))
+        else:
+            started = time.perf_counter()
+            history = fit(trainer, train, val, params["train"], [mlflow.keras.MlflowCallback()])
+            seconds = time.perf_counter() - started
+            if params["train"]["flip_averaging"]:
+                model = with_flip_averaging(model)
+            summary = training_summary(history, seconds, model, val_accuracy=accuracy(model, val),
+                                       kept_best=params["train"]["early_stopping_patience"] > 0)
+            config.MODEL_DIR.mkdir(parents=True, exist_ok=True)
+            model.save(config.MODEL_FILE)
+            write_history(history, HISTORY_FILE)
+            write_json(SUMMARY_FILE, summary)
+            plots.save(plots.training_curves(history), CURVES_FILE)
+            pending.keep(key, [config.MODEL_FILE, HISTORY_FILE, SUMMARY_FILE, CURVES_FILE])
+
         mlflow.log_metrics({"train_seconds": summary["train_seconds"],
                             "model_val_accuracy": summary["val_accuracy"]})
-
-        config.MODEL_DIR.mkdir(parents=True, exist_ok=True)
-        model.save(config.MODEL_FILE)
-        write_history(history, HISTORY_FILE)
-        write_json(config.METRICS_DIR / "train.json", summary)
-        curves = plots.save(plots.training_curves(history),
-                            config.FIGURES_DIR / "training_curves.png")
-        mlflow.log_artifact(str(curves), artifact_path="figures")
+        mlflow.log_artifact(str(CURVES_FILE), artifact_path="figures")
         mlflow.log_artifact(str(HISTORY_FILE), artifact_path="metrics")
         tracking.log_keras_model(model, val[0][:8])
         write_json(tracking.RUN_FILE, {"run_id": run.info.run_id,
                                        "experiment": params["mlflow"]["experiment"]})
+    pending.discard()
     print(f"val accuracy {summary['val_accuracy']:.4f}; MLflow run {run.info.run_id}")
 
 

@@ -33,6 +33,22 @@ def make_dataset(per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     return images, labels
 
 
+def write_tiny_splits(root: Path, per_class: int = 12, **manifest: Any) -> dict:
+    """What preprocess leaves for train: generated train/val/test splits and a manifest."""
+    from fmnist import jsonfiles
+    from fmnist.data import formats, splits
+
+    jsonfiles.write_json(root / "data" / "processed" / formats.MANIFEST,
+                         {"fingerprint": "f" * 64, **manifest})
+    images, labels = make_dataset(per_class)
+    parts = splits.split_train_val(splits.scale(images), labels, 0.25, seed=0)
+    test_images, test_labels = make_dataset(per_class=5, seed=3)
+    parts["test"] = (splits.scale(test_images), test_labels)
+    for name, (split_images, split_labels) in parts.items():
+        splits.save_split(name, split_images, split_labels, root / "data" / "processed")
+    return parts
+
+
 @pytest.fixture
 def dataset() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
     return make_dataset

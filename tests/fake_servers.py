@@ -218,3 +218,34 @@ def fake_kaggle(
             server.dataset, server.fail_status, server.blobs = dataset, fail_status, blobs
         with _serving(servers):
             yield fake
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """A TCP port on 127.0.0.1 that accepts connections (the kernel's backlog) and never answers:
+    a hung tracking server, the case a client's read timeout must catch. Yields http://host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+class _HealthOnlyHandler(_QuietHandler):
+    """/health says OK, every API call answers 503: a server whose database went away."""
+
+    def _answer(self) -> None:
+        status, body = (200, b"OK") if self.path == "/health" else (503, b"database unavailable")
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+
+@contextlib.contextmanager
+def broken_tracking_server() -> Iterator[str]:
+    """A tracking server that passes the health check and then fails every request."""
+    server = _QuietServer(("127.0.0.1", 0), _HealthOnlyHandler)
+    with _serving([server]):
+        yield f"http://127.0.0.1:{server.server_address[1]}"

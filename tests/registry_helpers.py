@@ -18,6 +18,9 @@ from tests.conftest import REAL_DATA_DIR, make_dataset
 REAL_TEST_IMAGES = REAL_DATA_DIR / "t10k-images-idx3-ubyte.gz"
 REAL_TEST_LABELS = REAL_DATA_DIR / "t10k-labels-idx1-ubyte.gz"
 FINGERPRINT = "f" * 64
+# What preprocess writes for a full-train-set run with the project's split (seed 42, val 0.2).
+MANIFEST = {"fingerprint": FINGERPRINT, "source": "local", "seed": 42, "val_split": 0.2,
+            "subset": 1.0}
 
 
 def real_test_images(count: int) -> np.ndarray:
@@ -54,15 +57,16 @@ def tiny_model() -> keras.Model:
     return with_flip_averaging(model)
 
 
-def log_candidate(val_accuracy: float, test_accuracy: float) -> str:
+def log_candidate(val_accuracy: float, test_accuracy: float, **manifest: object) -> str:
     """What train and evaluate leave for register, without training: an MLflow run holding the
-    tiny model, models/mlflow_run.json and the two metrics files. Returns the run id."""
+    tiny model, models/mlflow_run.json and the two metrics files; `manifest` overrides the data
+    and split it claims (e.g. seed=7). Returns the run id."""
     params = config.load_params()
     sample = splits.scale(make_dataset(per_class=1)[0])
     with tracking.start_run(params["mlflow"]["experiment"],
-                            tags=tracking.run_tags(FINGERPRINT)) as run:
+                            tags=tracking.run_tags({**MANIFEST, **manifest})) as run:
         mlflow.log_params(config.flatten(params))
-        mlflow.log_metrics({"val_accuracy": val_accuracy, "test_accuracy": test_accuracy})
+        mlflow.log_metrics({"model_val_accuracy": val_accuracy, "test_accuracy": test_accuracy})
         tracking.log_keras_model(tiny_model(), sample[:8])
     jsonfiles.write_json(tracking.RUN_FILE, {"run_id": run.info.run_id,
                                           "experiment": params["mlflow"]["experiment"]})

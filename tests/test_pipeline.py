@@ -15,10 +15,15 @@ from mlflow.tracking import MlflowClient
 from fmnist import profiles
 from fmnist.data import formats
 from tests.conftest import REAL_DATA_DIR, REPO_ROOT, git
-from tests.fake_servers import fake_kaggle
+from tests.fake_servers import NO_PROXY_ENV, fake_kaggle, silent_server
 
 pytestmark = pytest.mark.slow
 MODEL_NAME = "fashion-mnist-cnn"
+# A 5 % slice of each class, a narrow model, four epochs of small batches (so batch norm
+# statistics settle): every stage runs for real, in about a minute. Slice runs may take
+# `champion` here (by default only full-train-set runs compete).
+SLICE = {"download.source": "local", "preprocess.subset": 0.05, "filters": 8, "train.epochs": 4,
+         "train.batch_size": 32, "promotion.full_train_set_only": False}
 
 
 def copy_project(destination: Path) -> Path:
@@ -62,10 +67,7 @@ def pipeline_repo(tmp_path_factory) -> Path:
     if not (REAL_DATA_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.fail(f"{REAL_DATA_DIR} is missing: install Debian's dataset-fashion-mnist")
     repo = copy_project(tmp_path_factory.mktemp("pipeline"))
-    # A 5 % slice of each class, a narrow model, four epochs of small batches (so batch norm
-    # statistics settle): every stage runs for real, in about a minute.
-    set_params(repo, **{"download.source": "local", "preprocess.subset": 0.05, "filters": 8,
-                        "train.epochs": 4, "train.batch_size": 32})
+    set_params(repo, **SLICE)
     git("add", "-A", cwd=repo)
     git("commit", "-qm", "slice", cwd=repo)
     return repo
@@ -92,7 +94,8 @@ def test_repro_runs_every_stage_and_logs_to_mlflow(pipeline_repo):
     client = mlflow_client(pipeline_repo)
     [run] = client.search_runs([client.get_experiment_by_name("fashion-mnist").experiment_id])
     assert run.data.params["filters"] == "8"
-    assert "test_accuracy" in run.data.metrics and "val_accuracy" in run.data.metrics
+    assert "test_accuracy" in run.data.metrics and "model_val_accuracy" in run.data.metrics
+    assert run.data.tags["split.subset"] == "0.05" and run.info.status == "FINISHED"
     artifacts = {a.path for folder in ("figures", "evaluation")
                  for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"figures/training_curves.png", "evaluation/confusion_matrix.png"} <= artifacts
@@ -110,9 +113,34 @@ def test_second_repro_runs_nothing(pipeline_repo):
     assert len(mlflow_client(pipeline_repo).search_model_versions(f"name = '{MODEL_NAME}'")) == 1
 
 
+def test_a_failed_stage_says_how_to_get_its_previous_outputs_back(pipeline_repo):
+    """DVC deletes a stage's outputs before running it; when the stage then fails (here: the
+    tracking server hangs), its error line names the commands that bring them back."""
+    git("add", "-A", cwd=pipeline_repo)  # the project commits its metrics (cache: false)
+    git("commit", "-qm", "baseline run", cwd=pipeline_repo)
+    model = pipeline_repo / "models" / "model.keras"
+    good_model, good_metrics = model.read_bytes(), (
+        pipeline_repo / "metrics" / "train.json").read_text()
+    with silent_server() as uri:
+        result = dvc(pipeline_repo, "repro", "-f", "-s", "train", check=False,
+                     env={"MLFLOW_TRACKING_URI": uri, **NO_PROXY_ENV})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error: Tracking")]
+    assert uri in line
+    assert not model.exists()  # DVC removed it before the stage ran
+    hint = re.search(r"previous outputs: `(dvc checkout train)` and `(git checkout -- [^`]+)`",
+                     line)
+    assert hint, line
+    for command in hint.groups():
+        subprocess.run(command.split(), cwd=pipeline_repo, check=True, capture_output=True)
+    assert model.read_bytes() == good_model
+    assert (pipeline_repo / "metrics" / "train.json").read_text() == good_metrics
+    assert stages_run(dvc(pipeline_repo, "repro").stdout) == []
+
+
 def test_exp_run_with_wider_filters_reruns_only_the_model_stages(pipeline_repo):
     git("add", "-A", cwd=pipeline_repo)
-    git("commit", "-qm", "baseline run", cwd=pipeline_repo)
+    git("commit", "-qm", "baseline run", "--allow-empty", cwd=pipeline_repo)
     result = dvc(pipeline_repo, "exp", "run", "-S", "filters=64")  # the README's example
     assert stages_run(result.stdout) == ["train", "evaluate", "register"]
     shown = dvc(pipeline_repo, "exp", "show", "--json").stdout
@@ -125,8 +153,10 @@ def test_exp_run_with_wider_filters_reruns_only_the_model_stages(pipeline_repo):
                       key=lambda version: int(version.version))
     assert len(versions) == 2
     assert str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == "2"
-    gain = float(versions[1].tags["val_accuracy"]) - float(versions[0].tags["val_accuracy"])
-    expected_champion = "2" if gain >= 0.001 else "1"
+    gain = (float(versions[1].tags["model_val_accuracy"])
+            - float(versions[0].tags["model_val_accuracy"]))
+    min_delta = yaml.safe_load((pipeline_repo / "params.yaml").read_text())["promotion"]["min_delta"]
+    expected_champion = "2" if gain >= min_delta else "1"
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == expected_champion
 
 

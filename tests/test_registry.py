@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import getpass
+import threading
 from datetime import datetime
 
+import mlflow
 import pytest
 
-from fmnist import cli, jsonfiles, registry
+from fmnist import cli, jsonfiles, registry, tracking
+from fmnist.errors import RegistryBusy
 from stages import register
 from tests.registry_helpers import FINGERPRINT, log_candidate
 
@@ -44,7 +47,7 @@ def test_register_stage_promotes_only_on_validation_gain(dvc_workspace):
     register.main()
     assert champion_and_challenger(client) == ("1", "1")
     tags = client.get_model_version(NAME, "1").tags
-    assert tags["run_id"] == first and float(tags["val_accuracy"]) == 0.80
+    assert tags["run_id"] == first and float(tags["model_val_accuracy"]) == 0.80
     assert float(tags["test_accuracy"]) == 0.70 and tags["data.fingerprint"] == FINGERPRINT
     assert tags["dvc.exp_name"] == "workspace" and tags["git.commit"]
     assert tags["promotion.decision"] == "champion"
@@ -135,6 +138,149 @@ def test_runs_lists_the_leaderboard_best_validation_first(dvc_workspace, capsys)
     capsys.readouterr()
     assert cli.main(["runs"]) == 0
     header, best, other = capsys.readouterr().out.strip().splitlines()
-    assert header.split()[:3] == ["run", "dvc_exp", "train.model"]
+    assert header.split()[:4] == ["run", "status", "dvc_exp", "train.model"]
+    assert "model_val_accuracy" in header.split() and "val_accuracy" not in header.split()
     assert "0.8500" in best and "challenger,champion" in best and best.split()[-2] == "2"
     assert "0.8000" in other and other.split()[-1] == "1"  # no alias left on version 1
+
+
+COMPARABLE = {"data.fingerprint": "a" * 64, "split.seed": "42", "split.val_split": "0.2",
+              "split.subset": "1.0"}
+
+
+@pytest.mark.parametrize("candidate, champion, full_only, expected", [
+    ({}, None, True, "records no data.fingerprint, split.seed"),        # a run from before tags
+    ({**COMPARABLE, "split.subset": "0.05"}, None, True, "subset 0.05"),  # a slice: never champion
+    ({**COMPARABLE, "split.subset": "0.05"}, None, False, None),         # ... unless allowed
+    (COMPARABLE, None, True, None),                                       # first full run
+    (COMPARABLE, COMPARABLE, True, None),
+    ({**COMPARABLE, "split.seed": "7"}, COMPARABLE, True, "split.seed 7 vs champion's 42"),
+    ({**COMPARABLE, "split.val_split": "0.1"}, COMPARABLE, True, "split.val_split 0.1"),
+    ({**COMPARABLE, "data.fingerprint": "b" * 64}, COMPARABLE, True,
+     "data.fingerprint bbbbbbbbbbbb vs champion's aaaaaaaaaaaa"),
+    (COMPARABLE, {}, True, "data.fingerprint"),  # a champion that records no split
+])
+def test_not_comparable_names_what_differs(candidate, champion, full_only, expected):
+    reason = registry.not_comparable(candidate, champion, full_only)
+    assert reason is None if expected is None else expected in reason
+
+
+def test_incomparable_runs_become_versions_but_never_champion(dvc_workspace):
+    dvc_workspace()
+    client = registry.client()
+    log_candidate(val_accuracy=0.80, test_accuracy=0.5)
+    register.main()
+    for val_accuracy, manifest, why in (
+            (0.95, {"seed": 7}, "split.seed 7 vs champion's 42"),          # another val split
+            (0.96, {"subset": 0.05}, "subset 0.05"),                       # a slice
+            (0.97, {"fingerprint": "e" * 64}, "data.fingerprint eeeeeeeeeeee")):  # other data
+        log_candidate(val_accuracy, test_accuracy=0.5, **manifest)
+        register.main()
+        outcome = promotion()
+        assert (outcome["promoted"], outcome["champion"]) == (False, 1), outcome
+        assert outcome["reason"].startswith("not comparable: ") and why in outcome["reason"]
+        tags = client.get_model_version(NAME, str(outcome["version"])).tags
+        assert tags["promotion.decision"] == "challenger"
+        assert tags["promotion.reason"] == outcome["reason"]
+    assert champion_and_challenger(client) == ("1", "4")
+
+
+def test_two_concurrent_registers_cannot_both_win(dvc_workspace):
+    """Two workers register equally good runs at the same moment: under the champion lock the
+    second one compares with the first one's result, so exactly one is promoted."""
+    dvc_workspace()
+    client = registry.client()
+    log_candidate(val_accuracy=0.80, test_accuracy=0.5)
+    register.main()
+    runs = [log_candidate(val_accuracy=0.85, test_accuracy=0.5) for _ in range(2)]
+    barrier = threading.Barrier(len(runs))
+    outcomes: dict[str, dict] = {}
+
+    def register_one(run_id: str) -> None:
+        own_client = registry.client()
+        version = registry._create_version(own_client, NAME, run_id, {
+            registry.VAL_TAG: "0.85", registry.TEST_TAG: "0.5"})
+        barrier.wait()  # both versions exist; both now decide at once
+        outcomes[run_id] = registry.register_run(own_client, NAME, run_id, 0.85, 0.5, 0.001)
+        assert outcomes[run_id]["version"] == int(version.version)
+
+    threads = [threading.Thread(target=register_one, args=(run_id,)) for run_id in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 2
+    winners = [outcome for outcome in outcomes.values() if outcome["promoted"]]
+    assert len(winners) == 1, outcomes
+    loser = next(outcome for outcome in outcomes.values() if not outcome["promoted"])
+    assert loser["compared_with"] == winners[0]["version"]  # saw the winner, not version 1
+    assert champion_and_challenger(client)[0] == str(winners[0]["version"])
+    moves = registry.history(client, NAME)
+    assert [move["version"] for move in moves] == ["1", str(winners[0]["version"])]
+    assert NAME + registry.LOCK_SUFFIX not in {m.name for m in client.search_registered_models()}
+
+
+def test_a_dead_holders_lock_expires_and_a_live_one_makes_others_wait(dvc_workspace):
+    dvc_workspace()
+    client = registry.client()
+    log_candidate(val_accuracy=0.80, test_accuracy=0.5)
+    register.main()
+    lock = NAME + registry.LOCK_SUFFIX
+    client.create_registered_model(lock, tags={"owner": "crashed", "expires": "0"})
+    log_candidate(val_accuracy=0.90, test_accuracy=0.5)
+    register.main()  # the stale lease is broken, the move goes ahead
+    assert champion_and_challenger(client) == ("2", "2")
+
+    with registry.champion_lock(client, NAME):
+        with pytest.raises(RegistryBusy, match="held by .* pid"):
+            with registry.champion_lock(registry.client(), NAME, wait_s=0.5):
+                pass
+    assert lock not in {m.name for m in client.search_registered_models()}
+
+
+def test_rollback_walks_back_and_never_cycles(dvc_workspace, capsys):
+    """v1 (auto), v2 (auto), promote 1 by hand; rollback undoes the promotion (-> 2), the next
+    undoes v2's promotion (-> 1), the next has nothing left: no v1 <-> v2 ping-pong."""
+    dvc_workspace()
+    client = registry.client()
+    for val_accuracy in (0.80, 0.85):
+        log_candidate(val_accuracy, test_accuracy=0.5)
+        register.main()
+    assert cli.main(["promote", "1", "--reason", "v2 fails on shirts"]) == 0
+    champions = []
+    for attempt in range(4):
+        code = cli.main(["rollback", "--reason", f"attempt {attempt}"])
+        champions.append(champion_and_challenger(client)[0] if code == 0 else None)
+    assert champions == ["2", "1", None, None]
+    capsys.readouterr()
+
+    assert cli.main(["history"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5  # 2 auto, 1 manual, 2 rollbacks; failed rollbacks record nothing
+    assert [line.split()[3] for line in lines] == ["1", "2", "1", "2", "1"]
+    assert [line.split()[4] for line in lines] == ["auto", "auto", "manual", "rollback",
+                                                  "rollback"]
+    assert "(undoes #3): attempt 0" in lines[3] and "(undoes #2): attempt 1" in lines[4]
+    assert "[rolled back by #4]" in lines[2] and "[rolled back by #5]" in lines[1]
+    assert "v2 fails on shirts" in lines[2] and "[rolled back" not in lines[0]
+
+
+def test_runs_hides_failed_and_unfinished_runs_unless_all(dvc_workspace, capsys):
+    dvc_workspace()
+    log_candidate(0.80, test_accuracy=0.5)
+    register.main()
+    experiment = tracking.experiment_id("fashion-mnist")
+    with pytest.raises(KeyboardInterrupt):  # a run interrupted mid-training: FAILED
+        with tracking.start_run("fashion-mnist"):
+            mlflow.log_metric("model_val_accuracy", 0.18)
+            raise KeyboardInterrupt
+    registry.client().create_run(experiment)  # one still RUNNING (or killed -9)
+    capsys.readouterr()
+
+    assert cli.main(["runs"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert len(rows) == 1 and rows[0].split()[1] == "FINISHED"
+    assert cli.main(["runs", "--all"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert sorted(row.split()[1] for row in rows) == ["FAILED", "FINISHED", "RUNNING"]
+    assert rows[0].split()[1] == "FINISHED"  # 0.80 sorts above the failed run's 0.18

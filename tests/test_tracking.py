@@ -7,8 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fmnist import config, jsonfiles, tracking
-from fmnist.data import formats, splits
 from stages import evaluate, train
+from tests.conftest import write_tiny_splits
 
 
 def test_default_store_is_sqlite_under_the_workspace(tmp_path, monkeypatch):
@@ -44,15 +44,9 @@ def test_flatten_gives_dotted_names():
                                                                       "b.d.e": 3}
 
 
-def test_train_and_evaluate_log_one_complete_run(dvc_workspace, dataset):
+def test_train_and_evaluate_log_one_complete_run(dvc_workspace):
     root = dvc_workspace(**{"train.epochs": 2, "train.batch_size": 32, "filters": 8})
-    jsonfiles.write_json(root / "data" / "processed" / formats.MANIFEST, {"fingerprint": "f" * 64})
-    images, labels = dataset(per_class=12)
-    parts = splits.split_train_val(splits.scale(images), labels, 0.25, seed=0)
-    test_images, test_labels = dataset(per_class=5, seed=3)
-    parts["test"] = (splits.scale(test_images), test_labels)
-    for name, (split_images, split_labels) in parts.items():
-        splits.save_split(name, split_images, split_labels)
+    parts = write_tiny_splits(root, seed=42, val_split=0.2, subset=1)
 
     train.main()
     evaluate.main()
@@ -67,6 +61,9 @@ def test_train_and_evaluate_log_one_complete_run(dvc_workspace, dataset):
         assert [m.step for m in history] == [0, 1], metric
     assert 0 <= run.data.metrics["test_accuracy"] <= 1
     assert run.data.tags["data.fingerprint"] == "f" * 64
+    assert (run.data.tags["split.seed"], run.data.tags["split.subset"]) == ("42", "1.0")
+    assert run.data.metrics["model_val_accuracy"] == jsonfiles.read_json(
+        root / "metrics" / "train.json")["val_accuracy"]
     assert run.data.tags["dvc.exp_name"] == "workspace"
     assert len(run.data.tags["mlflow.source.git.commit"]) > 0
     artifacts = {a.path for folder in ("figures", "evaluation")

@@ -1,0 +1,79 @@
+"""The team stack for tests: `fmnist server` itself (PostgreSQL + mlflow server) on free ports of
+127.0.0.1, started once per session and stopped (SIGTERM, as `docker stop` would) at the end."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from tests.conftest import REPO_ROOT
+
+START_TIMEOUT_S = 240  # initdb + MLflow's ~60 tables on a loaded 2-core CPU
+
+
+@dataclass(frozen=True)
+class TeamServer:
+    uri: str          # MLFLOW_TRACKING_URI for the team
+    home: Path        # postgres/, artifacts/, *.log
+    db_port: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_health(uri: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{uri}/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{uri} did not become healthy in {timeout:g} s (exit code {process.poll()})")
+
+
+@pytest.fixture(scope="session")
+def team_server() -> Iterator[TeamServer]:
+    # Not under pytest's tmp_path: that is 0700, and PostgreSQL runs as the postgres user.
+    home = Path(tempfile.mkdtemp(prefix="fmnist-team-", dir="/tmp"))
+    home.chmod(0o755)
+    port, db_port = free_port(), free_port()
+    log = open(home / "server.out", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fmnist.cli", "server", "--home", str(home), "--port", str(port),
+         "--db-port", str(db_port)], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "team server ready" not in (home / "server.out").read_text():
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"fmnist server did not start:\n{(home / 'server.out').read_text()}")
+            time.sleep(0.5)
+        assert requests.get(f"{uri}/health", timeout=5).ok
+        yield TeamServer(uri, home, db_port)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+        stopped = not (home / "postgres" / "postmaster.pid").exists()
+        shutil.rmtree(home, ignore_errors=True)
+        assert stopped, "fmnist server left PostgreSQL running"

@@ -1,0 +1,162 @@
+"""Team mode end to end, against `fmnist server` (PostgreSQL + mlflow server on 127.0.0.1): a
+`dvc repro` logging there, `dvc push` to the DVC remote, a fresh clone that pulls instead of
+recomputing and predicts with the team's champion, and three queued experiments run two at a time."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO_ROOT, git
+from tests.fake_servers import NO_PROXY_ENV
+from tests.registry_helpers import export_pngs, real_test_images, real_test_labels
+from tests.team_fixtures import TeamServer, free_port, team_server  # noqa: F401 (a fixture)
+from tests.test_pipeline import MODEL_NAME, SLICE, copy_project, dvc, set_params, stages_run
+
+pytestmark = pytest.mark.slow
+QUEUE_TIMEOUT_S = 900
+# Three small experiments; min_delta 0 so the champion must end on the best of them.
+EXPERIMENTS = [("filters=4",), ("filters=6",), ("filters=12",)]
+QUEUE_FLAGS = ("-S", "train.epochs=2", "-S", "promotion.min_delta=0")
+
+
+def team_env(server: TeamServer) -> dict[str, str]:
+    return {"MLFLOW_TRACKING_URI": server.uri, **NO_PROXY_ENV}
+
+
+@pytest.fixture(scope="module")
+def team_repo(tmp_path_factory, team_server) -> Path:  # noqa: F811
+    repo = copy_project(tmp_path_factory.mktemp("team"))
+    set_params(repo, **SLICE)
+    # The shared DVC remote: a per-user override of .dvc/config's default, as README says.
+    remote = tmp_path_factory.mktemp("dvc-remote")
+    dvc(repo, "remote", "modify", "--local", "shared", "url", str(remote))
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "slice", cwd=repo)
+    return repo
+
+
+def experiment_runs(client: MlflowClient) -> list:
+    return client.search_runs([client.get_experiment_by_name("fashion-mnist").experiment_id])
+
+
+def test_repro_logs_runs_and_registry_to_the_team_server(team_repo, team_server):  # noqa: F811
+    result = dvc(team_repo, "repro", env=team_env(team_server))
+    assert stages_run(result.stdout) == ["download", "validate", "preprocess", "train",
+                                         "evaluate", "register"]
+    assert not (team_repo / "mlruns").exists()  # nothing went to the local sqlite store
+    client = MlflowClient(team_server.uri)
+    [run] = experiment_runs(client)
+    assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith("mlflow-artifacts:")
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")} >= {
+        "evaluation/confusion_matrix.png"}
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert champion.run_id == run.info.run_id and champion.tags["split.subset"] == "0.05"
+    # ... and it is PostgreSQL that holds them.
+    with psycopg.connect(host="127.0.0.1", port=team_server.db_port, user="fmnist",
+                         dbname="mlflow") as connection:
+        statuses = connection.execute("SELECT status FROM runs").fetchall()
+        versions = connection.execute("SELECT count(*) FROM model_versions").fetchone()[0]
+    assert statuses == [("FINISHED",)] and versions == 1
+
+
+def test_a_fresh_clone_pulls_instead_of_recomputing_and_predicts(team_repo, team_server,  # noqa: F811
+                                                                 tmp_path):
+    dvc(team_repo, "push")
+    git("add", "-A", cwd=team_repo)  # dvc.lock and the metrics, as a team member would commit
+    git("commit", "-qm", "team run", cwd=team_repo)
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(team_repo), str(clone), cwd=tmp_path)
+    remote = dvc(team_repo, "remote", "list", "--local").stdout.split()[1]
+    dvc(clone, "remote", "modify", "--local", "shared", "url", remote)
+
+    dvc(clone, "pull")
+    assert (clone / "models" / "model.keras").read_bytes() == (
+        team_repo / "models" / "model.keras").read_bytes()
+    result = dvc(clone, "repro", env=team_env(team_server))
+    assert stages_run(result.stdout) == [], result.stdout
+
+    images, labels = real_test_images(20), real_test_labels(20)
+    paths = export_pngs(images, tmp_path / "pngs")
+    predicted = subprocess.run(
+        [sys.executable, "-m", "fmnist.cli", "predict", "--json", *map(str, paths)], cwd=clone,
+        env={**os.environ, **team_env(team_server), "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True, text=True)
+    assert predicted.returncode == 0, predicted.stderr
+    output = json.loads(predicted.stdout)
+    assert output["model_uri"] == f"models:/{MODEL_NAME}@champion"
+    top = [prediction["top"][0]["index"] for prediction in output["predictions"]]
+    assert sum(int(a == b) for a, b in zip(top, labels)) >= 10  # chance would be 2 of 20
+
+
+def wait_for_queue(repo: Path) -> str:
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = dvc(repo, "queue", "status").stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            return status
+        time.sleep(5)
+    pytest.fail(f"the queue did not finish in {QUEUE_TIMEOUT_S} s:\n{status}")
+
+
+def test_three_queued_experiments_run_two_at_a_time(team_repo, team_server):  # noqa: F811
+    client = MlflowClient(team_server.uri)
+    before = {run.info.run_id for run in experiment_runs(client)}
+    for flags in EXPERIMENTS:
+        dvc(team_repo, "exp", "run", "--queue", *[x for f in flags for x in ("-S", f)],
+            *QUEUE_FLAGS)
+    dvc(team_repo, "queue", "start", "-j", "2", env=team_env(team_server))
+    status = wait_for_queue(team_repo)
+    assert status.count("Success") == 3 and "Failed" not in status, status
+
+    new_runs = [run for run in experiment_runs(client) if run.info.run_id not in before]
+    assert len(new_runs) == 3 and {run.info.status for run in new_runs} == {"FINISHED"}
+    assert sorted(run.data.params["filters"] for run in new_runs) == ["12", "4", "6"]
+    for run in new_runs:  # no lost metric, curves, confusion matrix and model for each
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [
+            0, 1]
+        artifacts = {a.path for folder in ("figures", "evaluation")
+                     for a in client.list_artifacts(run.info.run_id, folder)}
+        assert {"figures/training_curves.png", "evaluation/confusion_matrix.png"} <= artifacts
+        assert client.search_logged_models(
+            [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+    versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
+    assert len(versions) == 4  # the baseline and the three experiments
+    best = max(float(version.tags["model_val_accuracy"]) for version in versions)
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert float(champion.tags["model_val_accuracy"]) == best, [
+        (version.version, version.tags["model_val_accuracy"]) for version in versions]
+
+
+def test_server_that_cannot_start_says_why_in_one_line_and_stops_postgres():
+    """MLflow's port already taken: one `error:` line naming the log, exit 1, no PostgreSQL left."""
+    home = Path(tempfile.mkdtemp(prefix="fmnist-team-busy-", dir="/tmp"))
+    home.chmod(0o755)
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            result = subprocess.run(
+                [sys.executable, "-m", "fmnist.cli", "server", "--home", str(home), "--port",
+                 str(taken.getsockname()[1]), "--db-port", str(free_port())], cwd=REPO_ROOT,
+                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
+                timeout=300)
+        assert result.returncode == 1
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("error: ServerError: mlflow server exited with code ")  # 0 or 1
+        assert line.endswith(f"; see {home / 'mlflow.log'}")
+        assert "address already in use" in (home / "mlflow.log").read_text().lower()
+        assert (home / "postgres" / "PG_VERSION").exists()  # the cluster was made ...
+        assert not (home / "postgres" / "postmaster.pid").exists()  # ... and stopped again
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
