@@ -1,16 +1,15 @@
 # Two commands a user needs:  `make repro` (set up, then run the pipeline) and `make test`.
-# Setup is idempotent: a virtualenv with the pinned dependencies, Debian's copy of the data set
-# when apt is usable (the download stage falls back to Kaggle or Zalando otherwise), and
-# Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser).
+# Setup is idempotent: a virtualenv with the pinned dependencies and, where apt is usable,
+# Debian's copy of the data set, chromium (browser tests) and PostgreSQL (the team server).
 PYTHON ?= python3.11
 VENV ?= .venv
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-package browser repro test bench gpu-check ui demo server lock
+.PHONY: setup data-package browser postgres repro test bench gpu-check ui demo server lock
 
-setup: $(VENV)/.installed data-package browser
+setup: $(VENV)/.installed data-package browser postgres
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -18,25 +17,25 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(VENV)/bin/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
-data-package:
-	@if [ -f $(DATA_DIR)/train-images-idx3-ubyte.gz ]; then exit 0; fi; \
-	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
-	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
-	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
-	else \
-	  echo "note: no apt; the download stage will use Kaggle credentials or Zalando's mirror"; \
-	fi
+# Debian packages (as root, or through sudo), skipped when the check in $(1) finds them already.
+define apt_install
+	@if $(1); then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then echo "note: no apt; install $(2) by hand"; exit 0; fi; \
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2)
+endef
 
+# Zalando's idx files (without them the download stage uses Kaggle credentials or Zalando's mirror).
+data-package:
+	$(call apt_install,[ -f $(DATA_DIR)/train-images-idx3-ubyte.gz ],dataset-fashion-mnist)
+
+# Chromium for the browser tests (Playwright drives it; it never downloads a browser).
 browser:
-	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
-	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
-	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else \
-	  echo "note: no apt; install chromium at /usr/bin/chromium for the browser tests"; \
-	fi
+	$(call apt_install,command -v chromium >/dev/null 2>&1,chromium)
+
+# PostgreSQL for `fmnist server` and the team-mode tests; runuser hands it to the postgres user.
+postgres:
+	$(call apt_install,ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1,postgresql util-linux)
 
 repro: setup
 	dvc repro
