@@ -6,16 +6,19 @@ Split by concern; stages and the CLI import from here, never the other way round
 - jsonfiles:   JSON files the stages hand each other, written atomically
 - data/        formats (idx, Kaggle CSV), sources (Kaggle, Debian copy, Zalando), expectations
                and validation (Great Expectations), splits (scaling, train/val split)
-- model/       architectures (Keras builders), training (recipe, fit), evaluation (scores),
-               anatomy (finding layers by inspection), finetune (start from a logged model)
+- model/       architectures (Keras builders), augmentation (compiled shifts and erasing),
+               training (recipe, fit, data-parallel), evaluation (scores), anatomy (finding
+               layers by inspection), finetune (start from a logged model)
 - insight/     gradcam (heat maps), mistakes (error analysis), figures, report (evaluate's files)
 - lineage:     the data a run saw, as MLflow dataset inputs
 - tracking:    where the MLflow store is and how runs and models are logged
+- pending:     train's outputs kept aside until logged (a lost server costs no retraining)
 - registry:    the MLflow model registry: versions, champion/challenger, promote, rollback
 - plots:       the data, training and confusion-matrix figures (insight/figures: the rest)
 - serving/     inputs (image files -> 28x28 arrays), checks (does it look like a garment?),
                predict (a registered model's top classes), demo (the Gradio web app)
 - leaderboard: the experiment's runs side by side
+- server:      `fmnist server`, the team stack (PostgreSQL + mlflow server)
 - profiles/    named parameter sets as `dvc exp run -S` flags
 - cli:         the `fmnist` command
 """
