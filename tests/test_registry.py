@@ -5,9 +5,11 @@ import getpass
 from datetime import datetime
 
 import pytest
+import yaml
 
-from fmnist import cli, jsonfiles, registry
+from fmnist import cli, jsonfiles, profiles, registry
 from stages import register
+from tests.conftest import project_params
 from tests.registry_helpers import FINGERPRINT, log_candidate
 
 NAME = "fashion-mnist-cnn"
@@ -138,3 +140,32 @@ def test_runs_lists_the_leaderboard_best_validation_first(dvc_workspace, capsys)
     assert header.split()[:3] == ["run", "dvc_exp", "train.model"]
     assert "0.8500" in best and "challenger,champion" in best and best.split()[-2] == "2"
     assert "0.8000" in other and other.split()[-1] == "1"  # no alias left on version 1
+
+
+# Validation accuracies measured on this project's split (seed 42): the default CNN, and the best
+# cell of the seeds' grid with their recipe (bench/seed_grid.md); test accuracy is never compared.
+DEFAULT_VAL, DEFAULT_TEST = 0.9408, 0.9347
+SEED_GRID = {(32, 0.0): (0.9036, 0.8978), (32, 0.3): (0.9064, 0.8980),
+             (64, 0.0): (0.9078, 0.9003), (64, 0.3): (0.9120, 0.9041)}
+
+
+def test_seed_grid_runs_cannot_take_champion_from_the_default(dvc_workspace):
+    """The seeds' grid (`dvc exp run --queue $(fmnist profile seed) -S filters=32,64 -S
+    dropout=0,0.3`) trains on the same data and split as the default, so its runs compete on
+    validation accuracy like any other: each becomes `challenger`, the default stays champion."""
+    root = dvc_workspace()
+    client = registry.client()
+    log_candidate(DEFAULT_VAL, DEFAULT_TEST)
+    register.main()
+    assert champion_and_challenger(client) == ("1", "1")
+
+    for version, ((filters, dropout), (val, test)) in enumerate(SEED_GRID.items(), start=2):
+        overrides = {**profiles.load("seed"), "filters": filters, "dropout": dropout}
+        (root / "params.yaml").write_text(yaml.safe_dump(project_params(**overrides)))
+        run_id = log_candidate(val, test)
+        register.main()
+        assert champion_and_challenger(client) == ("1", str(version))
+        tags = client.get_model_version(NAME, str(version)).tags
+        assert tags["promotion.decision"] == "challenger" and tags["promotion.compared_with"] == "1"
+        assert client.get_run(run_id).data.params["train.model"] == "seed"
+        assert promotion()["promoted"] is False and promotion()["champion"] == 1
