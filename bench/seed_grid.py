@@ -8,6 +8,7 @@ finished run, so a run cut short still reports what it finished.
 
     python bench/seed_grid.py                       # 4 cells x seeds 42, 43, 44 (~75 min here)
     python bench/seed_grid.py --seeds 42            # one seed per cell
+    python bench/seed_grid.py --attach /tmp/fmnist-seed-grid-XXXX/seed   # follow one again
 
 Queued in seed order (all cells with the first seed, then the next seed), so a cut-off leaves
 whole rounds. Writes bench/seed_grid.json and bench/seed_grid.md.
@@ -71,10 +72,16 @@ def finished_runs(clone: Path) -> list[dict]:
         versions = store.search_model_versions(f"name = '{MODEL_NAME}' and "
                                                f"run_id = '{run.info.run_id}'")
         tags = versions[0].tags if versions else {}
+        history = [m.value for m in sorted(store.get_metric_history(run.info.run_id,
+                                                                    "val_accuracy"),
+                                           key=lambda m: m.step)]
         runs.append({"seed": int(params["seed"]), "filters": int(params["filters"]),
                      "dropout": float(params["dropout"]), "epochs": int(params["train.epochs"]),
                      "val_accuracy": metrics["model_val_accuracy"],
                      "test_accuracy": metrics["test_accuracy"],
+                     # The best epoch's val accuracy: what a log read by eye reports.
+                     "best_val_accuracy": max(history, default=None),
+                     "best_val_epoch": history.index(max(history)) + 1 if history else None,
                      "train_seconds": metrics["train_seconds"],
                      "exp_name": run.data.tags.get("dvc.exp_name"),
                      "version": int(versions[0].version) if versions else None,
@@ -94,8 +101,8 @@ def cells(runs: list[dict], filters: list[int], dropouts: list[float]) -> list[d
             mine = [r for r in runs if (r["filters"], r["dropout"]) == (width, rate)]
             row = {"filters": width, "dropout": rate, "seeds": [r["seed"] for r in mine],
                    "seeds_reported": SEEDS_REPORTED.get((width, rate))}
-            for key in ("val_accuracy", "test_accuracy"):
-                if mine:
+            for key in ("val_accuracy", "best_val_accuracy", "test_accuracy"):
+                if mine and all(r[key] is not None for r in mine):
                     row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in mine])
             rows.append(row)
     return rows
@@ -108,16 +115,18 @@ def percent(row: dict, key: str) -> str:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| `filters` | `dropout` | val accuracy | test accuracy | seeds run | "
-             "the seeds' report |", "|---|---|---|---|---|---|"]
+    lines = ["| `filters` | `dropout` | val accuracy | best epoch's val accuracy | test accuracy | "
+             "seeds run | the seeds' report |", "|---|---|---|---|---|---|---|"]
     for row in results["cells"]:
         reported = f"{row['seeds_reported']:.1%}" if row["seeds_reported"] else ""
         lines.append(f"| {row['filters']} | {row['dropout']:g} | {percent(row, 'val_accuracy')} "
-                     f"| {percent(row, 'test_accuracy')} | {len(row['seeds'])} "
+                     f"| {percent(row, 'best_val_accuracy')} | {percent(row, 'test_accuracy')} | {len(row['seeds'])} "
                      f"({', '.join(map(str, row['seeds']))}) | {reported} |")
-    lines += ["", "Per run (val / test accuracy, train seconds, registry decision):", ""]
+    lines += ["", "Per run (val / test accuracy after the last epoch, the best epoch's val "
+              "accuracy, train seconds, registry decision):", ""]
     lines += [f"- {r['filters']}/{r['dropout']:g}, seed {r['seed']}: {r['val_accuracy']:.2%} / "
-              f"{r['test_accuracy']:.2%}, {r['train_seconds']:.0f} s, version {r['version']} "
+              f"{r['test_accuracy']:.2%}, best val {r['best_val_accuracy']:.2%} at epoch "
+              f"{r['best_val_epoch']}, {r['train_seconds']:.0f} s, version {r['version']} "
               f"{r['promotion']}" for r in results["runs"]]
     where = results["machine"]
     lines += ["", f"{where['cores']} cores, {where['keras_backend']}, commit {where['commit']}; "
@@ -130,41 +139,55 @@ def write(results: dict, out: Path) -> None:
     out.with_suffix(".md").write_text(markdown(results))
 
 
+def start_grid(clone: Path, args: argparse.Namespace) -> None:
+    """Clone with the profile committed, data stages once, the grid queued, one worker."""
+    prepare_clone("seed", clone)
+    print(f"[seed grid] data stages in {clone} ...", flush=True)
+    run_timed(["dvc", "repro", "preprocess"], clone)
+    # Queued runs start from the committed state; committing the lock spares each of them
+    # the data stages (their outputs are in the clone's cache).
+    subprocess.run(["git", "commit", "-qam", "data stages"], cwd=clone, check=True)
+    queue_grid(clone, args.seeds, args.filters, args.dropouts)
+    subprocess.run(["dvc", "queue", "start", "-j", "1"], cwd=clone, check=True)
+
+
+def follow(clone: Path, args: argparse.Namespace) -> dict:
+    """Read the finished runs back after every poll until the queue is empty."""
+    results = {"machine": machine(), "profile": "seed", "clone": str(clone), "runs": []}
+    while True:
+        counts = queue_counts(clone)
+        runs = finished_runs(clone)
+        if len(runs) != len(results["runs"]):
+            print(f"[seed grid] {len(runs)} runs done", flush=True)
+        # Counted from the queue, so tasks removed by hand (`dvc queue remove`) drop out.
+        left = counts.get("Queued", 0) + counts.get("Running", 0)
+        results.update(runs=runs, cells=cells(runs, args.filters, args.dropouts),
+                       status=f"{len(runs)} runs finished, {left} to go", queue=counts)
+        write(results, args.out)
+        if not left:
+            break
+        time.sleep(args.poll)
+    if counts.get("Failed"):
+        print(f"[seed grid] {counts['Failed']} runs failed: see `dvc queue logs` in {clone}")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
     parser.add_argument("--filters", nargs="+", type=int, default=[32, 64])
     parser.add_argument("--dropouts", nargs="+", type=float, default=[0.0, 0.3])
     parser.add_argument("--poll", type=float, default=30, help="seconds between result reads")
+    parser.add_argument("--attach", type=Path, metavar="CLONE",
+                        help="follow a grid already queued in CLONE (kept afterwards)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "seed_grid.json")
     args = parser.parse_args()
-    expected = len(args.seeds) * len(args.filters) * len(args.dropouts)
-    results = {"machine": machine(), "profile": "seed", "runs": [], "status": "starting",
-               "cells": cells([], args.filters, args.dropouts)}
-    with tempfile.TemporaryDirectory(prefix="fmnist-seed-grid-") as workdir:
-        clone = prepare_clone("seed", Path(workdir) / "seed")
-        print(f"[seed grid] data stages in {clone} ...", flush=True)
-        run_timed(["dvc", "repro", "preprocess"], clone)
-        # Queued runs start from the committed state; committing the lock spares each of them
-        # the data stages (their outputs are in the clone's cache).
-        subprocess.run(["git", "commit", "-qam", "data stages"], cwd=clone, check=True)
-        queue_grid(clone, args.seeds, args.filters, args.dropouts)
-        subprocess.run(["dvc", "queue", "start", "-j", "1"], cwd=clone, check=True)
-        started = time.perf_counter()
-        while True:
-            time.sleep(args.poll)
-            counts = queue_counts(clone)
-            runs = finished_runs(clone)
-            if len(runs) != len(results["runs"]):
-                print(f"[seed grid] {len(runs)}/{expected} runs done after "
-                      f"{time.perf_counter() - started:.0f} s", flush=True)
-            results.update(runs=runs, cells=cells(runs, args.filters, args.dropouts),
-                           status=f"{len(runs)} of {expected} runs finished", queue=counts)
-            write(results, args.out)
-            if not counts.get("Queued") and not counts.get("Running"):
-                break
-        if counts.get("Failed"):
-            print(f"[seed grid] {counts['Failed']} runs failed: see `dvc queue logs` in {clone}")
+    if args.attach:
+        results = follow(args.attach.resolve(), args)
+    else:
+        with tempfile.TemporaryDirectory(prefix="fmnist-seed-grid-") as workdir:
+            start_grid(Path(workdir) / "seed", args)
+            results = follow(Path(workdir) / "seed", args)
     print(markdown(results))
 
 
