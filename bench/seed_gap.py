@@ -120,7 +120,9 @@ def summary_rows(runs: list[dict]) -> list[dict]:
 
 def markdown(results: dict) -> str:
     def cell(row: dict, key: str) -> str:
-        return f"{row[key][0]:.2%} ± {row[key][1]:.2%}" if key in row else "—"
+        if key not in row:
+            return "—"
+        return f"{row[key][0]:.2%}" + (f" ± {row[key][1]:.2%}" if len(row["seeds"]) > 1 else "")
 
     lines = ["| variant | train images | filters/dropout | seeds | val (last epoch) | "
              "test (last epoch) | test at best-val epoch | best test of any epoch (peeks) |",

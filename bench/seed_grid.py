@@ -111,6 +111,8 @@ def cells(runs: list[dict], filters: list[int], dropouts: list[float]) -> list[d
 def percent(row: dict, key: str) -> str:
     if f"{key}_mean" not in row:
         return "not run"
+    if len(row["seeds"]) == 1:  # no spread to show
+        return f"{row[f'{key}_mean']:.2%}"
     return f"{row[f'{key}_mean']:.2%} ± {row[f'{key}_std']:.2%}"
 
 
