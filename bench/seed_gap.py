@@ -96,8 +96,15 @@ def train_once(variant: str, filters: int, dropout: float, seed: int, params: di
     if val:
         best = int(np.argmax(history["val_accuracy"]))
         run.update(val_accuracy=history["val_accuracy"][-1], best_val_epoch=best + 1,
+                   best_val_accuracy=history["val_accuracy"][best],
                    test_at_best_val=tester.per_epoch[best], val_per_epoch=history["val_accuracy"])
     return run
+
+
+def metric(run: dict, key: str) -> float | None:
+    if key == "best_val_accuracy" and "val_per_epoch" in run:  # also for runs saved without it
+        return max(run["val_per_epoch"])
+    return run.get(key)
 
 
 def summary_rows(runs: list[dict]) -> list[dict]:
@@ -109,8 +116,9 @@ def summary_rows(runs: list[dict]) -> list[dict]:
     for (variant, filters, dropout), members in groups.items():
         row = {"variant": variant, "filters": filters, "dropout": dropout,
                "seeds": [r["seed"] for r in members], "train_images": members[0]["train_images"]}
-        for key in ("val_accuracy", "test_accuracy", "test_at_best_val", "best_test_any_epoch"):
-            values = [r[key] for r in members if key in r]
+        for key in ("val_accuracy", "best_val_accuracy", "test_accuracy", "test_at_best_val",
+                    "best_test_any_epoch"):
+            values = [metric(r, key) for r in members if metric(r, key) is not None]
             if values:
                 row[key] = (statistics.mean(values),
                             statistics.stdev(values) if len(values) > 1 else 0.0)
@@ -125,12 +133,13 @@ def markdown(results: dict) -> str:
         return f"{row[key][0]:.2%}" + (f" ± {row[key][1]:.2%}" if len(row["seeds"]) > 1 else "")
 
     lines = ["| variant | train images | filters/dropout | seeds | val (last epoch) | "
-             "test (last epoch) | test at best-val epoch | best test of any epoch (peeks) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "best epoch's val | test (last epoch) | test at best-val epoch | "
+             "best test of any epoch (peeks) |", "|---|---|---|---|---|---|---|---|---|"]
     for row in summary_rows(results["runs"]):
         lines.append(f"| {row['variant']} | {row['train_images']} | {row['filters']}/"
                      f"{row['dropout']:g} | {', '.join(map(str, row['seeds']))} | "
-                     f"{cell(row, 'val_accuracy')} | {cell(row, 'test_accuracy')} | "
+                     f"{cell(row, 'val_accuracy')} | {cell(row, 'best_val_accuracy')} | "
+                     f"{cell(row, 'test_accuracy')} | "
                      f"{cell(row, 'test_at_best_val')} | {cell(row, 'best_test_any_epoch')} |")
     where = results["machine"]
     lines += ["", f"{where['cores']} cores, {where['keras_backend']}, commit {where['commit']}; "
