@@ -79,7 +79,7 @@ def finished_runs(clone: Path) -> list[dict]:
                      "dropout": float(params["dropout"]), "epochs": int(params["train.epochs"]),
                      "val_accuracy": metrics["model_val_accuracy"],
                      "test_accuracy": metrics["test_accuracy"],
-                     # The best epoch's val accuracy: what a log read by eye reports.
+                     # The best epoch's val accuracy (MLflow's per-epoch curve), for comparison only.
                      "best_val_accuracy": max(history, default=None),
                      "best_val_epoch": history.index(max(history)) + 1 if history else None,
                      "train_seconds": metrics["train_seconds"],
@@ -122,8 +122,8 @@ def markdown(results: dict) -> str:
     for row in results["cells"]:
         reported = f"{row['seeds_reported']:.1%}" if row["seeds_reported"] else ""
         lines.append(f"| {row['filters']} | {row['dropout']:g} | {percent(row, 'val_accuracy')} "
-                     f"| {percent(row, 'best_val_accuracy')} | {percent(row, 'test_accuracy')} | {len(row['seeds'])} "
-                     f"({', '.join(map(str, row['seeds']))}) | {reported} |")
+                     f"| {percent(row, 'best_val_accuracy')} | {percent(row, 'test_accuracy')} "
+                     f"| {len(row['seeds'])} ({', '.join(map(str, row['seeds']))}) | {reported} |")
     lines += ["", "Per run (val / test accuracy after the last epoch, the best epoch's val "
               "accuracy, train seconds, registry decision):", ""]
     lines += [f"- {r['filters']}/{r['dropout']:g}, seed {r['seed']}: {r['val_accuracy']:.2%} / "
