@@ -7,7 +7,7 @@ DATA_DIR ?= /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-package browser postgres repro test bench gpu-check ui demo server lock
+.PHONY: setup data-package browser postgres repro test bench bench-seeds gpu-check ui demo server lock
 
 setup: $(VENV)/.installed data-package browser postgres
 
@@ -48,6 +48,12 @@ test: setup
 bench: setup
 	python bench/run.py
 	python bench/predict_latency.py
+
+# The seeds' grid through `dvc queue` (4 cells x 3 seeds: about 2 hours on a loaded 2-core
+# CPU), then their recipe on Keras' split and on all 60k images (bench/seed_gap.py).
+bench-seeds: setup
+	python bench/seed_grid.py
+	python bench/seed_gap.py --variants stratified keras full --seeds 42 43 44
 
 # On a GPU machine (JAX with CUDA + Keras; TensorFlow, MLflow and DVC not needed): one epoch of
 # every profile, then the gpu profile over three seeds; JSON + Markdown in bench/.

@@ -7,10 +7,12 @@ from datetime import datetime
 
 import mlflow
 import pytest
+import yaml
 
-from fmnist import cli, jsonfiles, registry, tracking
+from fmnist import cli, jsonfiles, profiles, registry, tracking
 from fmnist.errors import RegistryBusy
 from stages import register
+from tests.conftest import project_params
 from tests.registry_helpers import FINGERPRINT, log_candidate
 
 NAME = "fashion-mnist-cnn"
@@ -284,3 +286,32 @@ def test_runs_hides_failed_and_unfinished_runs_unless_all(dvc_workspace, capsys)
     rows = capsys.readouterr().out.strip().splitlines()[1:]
     assert sorted(row.split()[1] for row in rows) == ["FAILED", "FINISHED", "RUNNING"]
     assert rows[0].split()[1] == "FINISHED"  # 0.80 sorts above the failed run's 0.18
+
+
+# Validation accuracies measured on this project's split (seed 42): the default CNN, and the four
+# cells of the seeds' grid with their recipe (bench/seed_grid.md); test accuracy is never compared.
+DEFAULT_VAL, DEFAULT_TEST = 0.9408, 0.9347
+SEED_GRID = {(32, 0.0): (0.9030, 0.8978), (32, 0.3): (0.9168, 0.9082),
+             (64, 0.0): (0.9072, 0.8962), (64, 0.3): (0.9169, 0.9058)}
+
+
+def test_seed_grid_runs_cannot_take_champion_from_the_default(dvc_workspace):
+    """The seeds' grid (`dvc exp run --queue $(fmnist profile seed) -S filters=32,64 -S
+    dropout=0,0.3`) trains on the same data and split as the default, so its runs compete on
+    validation accuracy like any other: each becomes `challenger`, the default stays champion."""
+    root = dvc_workspace()
+    client = registry.client()
+    log_candidate(DEFAULT_VAL, DEFAULT_TEST)
+    register.main()
+    assert champion_and_challenger(client) == ("1", "1")
+
+    for version, ((filters, dropout), (val, test)) in enumerate(SEED_GRID.items(), start=2):
+        overrides = {**profiles.load("seed"), "filters": filters, "dropout": dropout}
+        (root / "params.yaml").write_text(yaml.safe_dump(project_params(**overrides)))
+        run_id = log_candidate(val, test)
+        register.main()
+        assert champion_and_challenger(client) == ("1", str(version))
+        tags = client.get_model_version(NAME, str(version)).tags
+        assert tags["promotion.decision"] == "challenger" and tags["promotion.compared_with"] == "1"
+        assert client.get_run(run_id).data.params["train.model"] == "seed"
+        assert promotion()["promoted"] is False and promotion()["champion"] == 1
