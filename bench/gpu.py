@@ -26,7 +26,6 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import jax  # noqa: E402
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from fmnist import config, profiles  # noqa: E402

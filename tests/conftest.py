@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +23,30 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Stage commands (`python -m stages.x`) and `dvc` itself must come from the test interpreter's env.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_url(url: str, process: subprocess.Popen, seconds: float,
+                 log: Path | None = None) -> None:
+    """Return once `url` answers 2xx; fail the test (with the server's log, if any) when the
+    process exits first or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    tail = lambda: log.read_text()[-3000:] if log and log.exists() else ""  # noqa: E731
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{process.args} exited with {process.returncode}:\n{tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:  # refused, reset, timed out, or an HTTP error status
+            time.sleep(0.5)
+    pytest.fail(f"{url} did not answer within {seconds:g} s:\n{tail()}")
 
 
 def make_dataset(per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

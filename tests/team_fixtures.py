@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 
 START_TIMEOUT_S = 240  # initdb + MLflow's ~60 tables on a loaded 2-core CPU
 
@@ -27,24 +26,6 @@ class TeamServer:
     uri: str          # MLFLOW_TRACKING_URI for the team
     home: Path        # postgres/, artifacts/, *.log
     db_port: int
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_health(uri: str, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if requests.get(f"{uri}/health", timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{uri} did not become healthy in {timeout:g} s (exit code {process.poll()})")
 
 
 @pytest.fixture(scope="session")

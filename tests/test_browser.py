@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -18,33 +15,13 @@ from mlflow import MlflowClient
 from fmnist import tracking
 from fmnist.serving import predict
 from stages import register
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port, wait_for_url
 from tests.registry_helpers import export_pngs, log_candidate, real_test_images, tiny_model
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = os.environ.get("FMNIST_DEMO_SCREENSHOT")  # also save the demo's screenshot there
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{process.args} exited with {process.returncode}: "
-                        f"{process.stderr.read()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(1)
-    pytest.fail(f"{url} did not answer within {seconds} s")
 
 
 def restore_sigint() -> None:
@@ -57,7 +34,7 @@ def start(command: list[str], root: Path, url: str) -> subprocess.Popen:
     process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, start_new_session=True,
                                preexec_fn=restore_sigint)
-    wait_for(url, process)
+    wait_for_url(url, process, seconds=180)
     return process
 
 

@@ -16,8 +16,7 @@ from mlflow.tracking import MlflowClient
 from fmnist import config, errors, jsonfiles, tracking
 from fmnist.errors import TrackingUnavailable
 from stages import train
-from tests import team_fixtures
-from tests.conftest import REPO_ROOT, write_tiny_splits
+from tests.conftest import REPO_ROOT, free_port, wait_for_url, write_tiny_splits
 from tests.fake_servers import NO_PROXY_ENV, broken_tracking_server, silent_server
 
 
@@ -127,7 +126,7 @@ def test_a_server_lost_mid_run_costs_no_training(dvc_workspace, tmp_path, no_pro
     the model saved and kept aside; the rerun logs that model, epochs included, without fitting."""
     root = dvc_workspace(**{"train.epochs": 12, "train.batch_size": 32, "filters": 4})
     write_tiny_splits(root, per_class=20)
-    port = team_fixtures.free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
     mlflow_server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
@@ -136,7 +135,7 @@ def test_a_server_lost_mid_run_costs_no_training(dvc_workspace, tmp_path, no_pro
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
     try:
-        team_fixtures.wait_for_health(uri, mlflow_server, timeout=180)
+        wait_for_url(f"{uri}/health", mlflow_server, seconds=180)
         child = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=root,
                                  env={**env, "MLFLOW_TRACKING_URI": uri}, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)

@@ -2,7 +2,6 @@
 error-analysis and Grad-CAM files, and fine-tuning from a registered version."""
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 import yaml

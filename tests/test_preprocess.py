@@ -7,7 +7,7 @@ import pytest
 from fmnist import jsonfiles
 from fmnist.data import formats, splits
 from fmnist.data.sources import describe
-from fmnist.errors import ParamsError, ValidationFailed
+from fmnist.errors import ParamsError
 from stages import preprocess
 
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
-import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -17,30 +13,11 @@ import pytest
 
 from fmnist import cli, tracking
 from stages import register
+from tests.conftest import free_port, wait_for_url
 from tests.registry_helpers import export_pngs, log_candidate, real_test_images
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"mlflow models serve exited with {server.returncode}:\n"
-                        f"{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    pytest.fail(f"no answer on {url}/ping after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture
@@ -58,7 +35,7 @@ def served_champion(dvc_workspace, tmp_path) -> Iterator[str]:
             env={**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()},
             stdout=log_handle, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_until_up(url, server, log)
+        wait_for_url(f"{url}/ping", server, START_TIMEOUT_S, log)
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)
