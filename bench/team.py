@@ -40,14 +40,6 @@ EXPERIMENTS = {1: ["filters=4", "filters=6", "filters=12"],
                2: ["filters=5", "filters=7", "filters=11"]}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def tracking_seconds(uri: str, epochs: int, repeats: int) -> list[float]:
     """Wall time of one run's tracking calls against `uri`, `repeats` times (in a subprocess,
     so each store gets a fresh MLflow client)."""
@@ -140,7 +132,7 @@ def main() -> None:
                                     ["profiles"]["default"]["train_seconds"])
     home = Path(tempfile.mkdtemp(prefix="fmnist-bench-team-", dir="/tmp"))
     home.chmod(0o755)
-    stack = server.StackConfig(home, port=free_port(), db_port=free_port())
+    stack = server.StackConfig(home, port=server.free_port(), db_port=server.free_port())
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_TRACKING_URI": stack.tracking_uri,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     results: dict = {"machine": {"cpu": platform.machine(), "cores": os.cpu_count(),

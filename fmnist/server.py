@@ -177,10 +177,21 @@ def serve(stack: StackConfig) -> int:
         stop_postgres(stack)
 
 
-def stop_group(process: subprocess.Popen) -> None:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, for a server started there."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM to the process's group (its own session: workers it started go too), SIGKILL
+    after `timeout` seconds; nothing to do when it is gone already."""
     try:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
+        process.wait(timeout=timeout)
     except ProcessLookupError:
         return
     except subprocess.TimeoutExpired:

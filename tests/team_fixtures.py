@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.conftest import REPO_ROOT, free_port
+from fmnist.server import free_port, stop_group
+from tests.conftest import REPO_ROOT
 
 START_TIMEOUT_S = 240  # initdb + MLflow's ~60 tables on a loaded 2-core CPU
 
@@ -49,11 +49,7 @@ def team_server() -> Iterator[TeamServer]:
         assert requests.get(f"{uri}/health", timeout=5).ok
         yield TeamServer(uri, home, db_port)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_group(server, timeout=60)
         log.close()
         stopped = not (home / "postgres" / "postmaster.pid").exists()
         shutil.rmtree(home, ignore_errors=True)

@@ -13,9 +13,10 @@ import pytest
 from mlflow import MlflowClient
 
 from fmnist import tracking
+from fmnist.server import free_port, stop_group
 from fmnist.serving import predict
 from stages import register
-from tests.conftest import REPO_ROOT, free_port, wait_for_url
+from tests.conftest import REPO_ROOT, wait_for_url
 from tests.registry_helpers import export_pngs, log_candidate, real_test_images, tiny_model
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,16 +37,6 @@ def start(command: list[str], root: Path, url: str) -> subprocess.Popen:
                                preexec_fn=restore_sigint)
     wait_for_url(url, process, seconds=180)
     return process
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture
@@ -109,7 +100,7 @@ def test_demo_answers_an_upload_with_the_models_prediction(dvc_workspace, tmp_pa
                                ".includes('Prediction:')", timeout=60_000)
         assert "test-image-" in page.locator("#upload").inner_text()
     finally:
-        stop(server)
+        stop_group(server, timeout=30)
 
 
 def test_mlflow_ui_runs_page_lists_both_runs_with_their_accuracy(dvc_workspace, browser):
@@ -139,4 +130,4 @@ def test_mlflow_ui_runs_page_lists_both_runs_with_their_accuracy(dvc_workspace, 
         assert all(value in metrics for value in ("0.812", "0.846", "0.801", "0.834"))
         assert all(name in text for name in names)
     finally:
-        stop(server)
+        stop_group(server, timeout=30)

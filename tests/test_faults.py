@@ -15,8 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from fmnist import config, errors, jsonfiles, tracking
 from fmnist.errors import TrackingUnavailable
+from fmnist.server import free_port
 from stages import train
-from tests.conftest import REPO_ROOT, free_port, wait_for_url, write_tiny_splits
+from tests.conftest import REPO_ROOT, wait_for_url, write_tiny_splits
 from tests.fake_servers import NO_PROXY_ENV, broken_tracking_server, silent_server
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import urllib.request
 from typing import Iterator
@@ -12,8 +11,9 @@ import numpy as np
 import pytest
 
 from fmnist import cli, tracking
+from fmnist.server import free_port, stop_group
 from stages import register
-from tests.conftest import free_port, wait_for_url
+from tests.conftest import wait_for_url
 from tests.registry_helpers import export_pngs, log_candidate, real_test_images
 
 pytestmark = pytest.mark.slow
@@ -38,12 +38,7 @@ def served_champion(dvc_workspace, tmp_path) -> Iterator[str]:
         wait_for_url(f"{url}/ping", server, START_TIMEOUT_S, log)
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server, timeout=15)
 
 
 def test_served_champion_answers_like_predict(served_champion, tmp_path, capsys):

@@ -82,3 +82,20 @@ def test_train_and_evaluate_log_one_complete_run(dvc_workspace):
         float(np.mean(logged_predictions.argmax(1) == parts["test"][1])))
     assert len((root / "metrics" / "test_predictions.csv").read_text().splitlines()) == 51
 
+
+
+def test_a_model_uri_that_cannot_be_loaded_is_one_named_error_with_its_context(dvc_workspace):
+    """predict and fine-tuning share the loader; each says in its own words what to do."""
+    from fmnist.errors import ModelLoadError
+    from fmnist.model.architectures import build_model
+    from fmnist.model.finetune import initialised
+    from fmnist.serving import predict
+
+    dvc_workspace()
+    missing = "models:/no-such-model@champion"
+    with pytest.raises(ModelLoadError, match=r"^cannot load models:/no-such-model@champion .*"
+                                             r"registered versions, `dvc repro` registers one$"):
+        predict.load_model(missing)
+    model = build_model("seed", filters=4, kernel_size=3, dense_units=8, dropout=0.0)
+    with pytest.raises(ModelLoadError, match=r"^train.init_from: cannot load models:/no-such"):
+        initialised(model, missing)

@@ -9,25 +9,11 @@ import re
 import keras
 
 from fmnist import tracking
-from fmnist.errors import ModelLoadError, ModelShapeError
+from fmnist.errors import ModelShapeError
 from fmnist.model.anatomy import classifier
 
 # models:/<name>@<alias> or models:/<name>/<version>: the forms that name a registered version.
 REGISTERED_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
-
-
-def load_parent(model_uri: str) -> keras.Model:
-    """The Keras model behind an MLflow model URI, as train logs it (keras flavor)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    tracking.configure()
-    try:
-        return mlflow.keras.load_model(model_uri)
-    except (MlflowException, OSError) as error:
-        message = getattr(error, "message", str(error))
-        raise ModelLoadError(f"train.init_from: cannot load {model_uri} ({message}); "
-                             "`fmnist runs` lists the registered versions") from error
 
 
 def copy_weights(parent: keras.Model, model: keras.Model, model_uri: str) -> keras.Model:
@@ -51,7 +37,8 @@ def initialised(model: keras.Model, model_uri: str | None) -> keras.Model:
     """The freshly built model, started from `model_uri`'s weights when one is given."""
     if not model_uri:
         return model
-    return copy_weights(load_parent(model_uri), model, model_uri)
+    return copy_weights(tracking.load_keras_model(model_uri, context="train.init_from: "), model,
+                        model_uri)
 
 
 def parent_tags(model_uri: str | None) -> dict[str, str]:

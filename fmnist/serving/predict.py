@@ -14,7 +14,7 @@ import numpy as np
 from fmnist import registry, tracking
 from fmnist.data import formats
 from fmnist.data.splits import scale
-from fmnist.errors import InputFileError, ModelLoadError
+from fmnist.errors import InputFileError
 from fmnist.serving import checks, inputs
 
 TOP_K = 3
@@ -27,16 +27,7 @@ def champion_uri(model_name: str) -> str:
 
 def load_model(model_uri: str) -> Any:
     """The Keras model behind an MLflow model URI (keras flavor, as train logs it)."""
-    import mlflow  # heavy; imported when a model is actually loaded
-    from mlflow.exceptions import MlflowException
-
-    tracking.configure()
-    try:
-        return mlflow.keras.load_model(model_uri)
-    except (MlflowException, OSError) as error:
-        message = getattr(error, "message", str(error))
-        raise ModelLoadError(f"cannot load {model_uri} ({message}); `fmnist runs` lists the "
-                             "registered versions, `dvc repro` registers one") from error
+    return tracking.load_keras_model(model_uri, hint=", `dvc repro` registers one")
 
 
 def probabilities(model: Any, images: np.ndarray) -> np.ndarray:
