@@ -27,6 +27,27 @@ SUMMARY_FILE = config.METRICS_DIR / "train.json"
 CURVES_FILE = config.FIGURES_DIR / "training_curves.png"
 
 
+def fit_and_save(trainer: keras.Model, model: keras.Model, train, val, train_params: dict,
+                 key: str) -> tuple[keras.Model, dict]:
+    """Fit (per-epoch metrics go to the active MLflow run), then save the model, its history,
+    summary and curves, and keep them aside until they are logged. Returns the saved model (flip
+    averaged when asked for) and the summary."""
+    started = time.perf_counter()
+    history = fit(trainer, train, val, train_params, [mlflow.keras.MlflowCallback()])
+    seconds = time.perf_counter() - started
+    if train_params["flip_averaging"]:
+        model = with_flip_averaging(model)
+    summary = training_summary(history, seconds, model, val_accuracy=accuracy(model, val),
+                               kept_best=train_params["early_stopping_patience"] > 0)
+    config.MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    model.save(config.MODEL_FILE)
+    write_history(history, HISTORY_FILE)
+    write_json(SUMMARY_FILE, summary)
+    plots.save(plots.training_curves(history), CURVES_FILE)
+    pending.keep(key, [config.MODEL_FILE, HISTORY_FILE, SUMMARY_FILE, CURVES_FILE])
+    return model, summary
+
+
 @stage_entry
 def main() -> None:
     params = config.load_params()
@@ -53,19 +74,7 @@ def main() -> None:
             summary = read_json(SUMMARY_FILE)
             tracking.log_history(pending.read_history(HISTORY_FILE))
         else:
-            started = time.perf_counter()
-            history = fit(trainer, train, val, params["train"], [mlflow.keras.MlflowCallback()])
-            seconds = time.perf_counter() - started
-            if params["train"]["flip_averaging"]:
-                model = with_flip_averaging(model)
-            summary = training_summary(history, seconds, model, val_accuracy=accuracy(model, val),
-                                       kept_best=params["train"]["early_stopping_patience"] > 0)
-            config.MODEL_DIR.mkdir(parents=True, exist_ok=True)
-            model.save(config.MODEL_FILE)
-            write_history(history, HISTORY_FILE)
-            write_json(SUMMARY_FILE, summary)
-            plots.save(plots.training_curves(history), CURVES_FILE)
-            pending.keep(key, [config.MODEL_FILE, HISTORY_FILE, SUMMARY_FILE, CURVES_FILE])
+            model, summary = fit_and_save(trainer, model, train, val, params["train"], key)
 
         mlflow.log_metrics({"train_seconds": summary["train_seconds"],
                             "model_val_accuracy": summary["val_accuracy"]})

@@ -35,13 +35,22 @@ def test_bn_cnn_blocks_double_from_filters(filters):
     assert model.output_shape == (None, 10)
 
 
-@pytest.mark.parametrize("name", ["seed", "cnn"])
+def test_cnn5_adds_a_second_conv_to_the_two_deeper_blocks():
+    model = architectures.build_model("cnn5", filters=24, **HYPER)
+    assert conv_widths(model) == [24, 48, 48, 96, 96]
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 5
+    # Still three poolings (28 -> 14 -> 7 -> 3) and the same head as cnn.
+    assert sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers) == 3
+    assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("name", ["seed", "cnn", "cnn5"])
 def test_wider_first_layer_means_more_parameters(name):
     sizes = [architectures.build_model(name, filters=f, **HYPER).count_params() for f in (8, 16, 32)]
     assert sizes[0] < sizes[1] < sizes[2]
 
 
-@pytest.mark.parametrize("name", ["seed", "cnn"])
+@pytest.mark.parametrize("name", ["seed", "cnn", "cnn5"])
 def test_outputs_are_probabilities(dataset, name):
     images, _ = dataset(per_class=2)
     model = architectures.build_model(name, filters=8, **HYPER)
@@ -109,7 +118,7 @@ def test_cosine_schedule_warms_up_then_decays():
     assert isinstance(optimizer, keras.optimizers.AdamW)
 
 
-@pytest.mark.parametrize("name", ["seed", "cnn"])
+@pytest.mark.parametrize("name", ["seed", "cnn", "cnn5"])
 def test_model_learns_an_easy_task(dataset, name):
     """Minimum functionality: a bar whose position is the class is learnt well above chance."""
     config.seed_everything(0)
