@@ -47,9 +47,12 @@ def keep(key: str, files: list[Path]) -> None:
 
 def restore(key: str) -> bool:
     """Put a kept training's outputs back in place if it matches `key`; False when none does."""
-    if not KEY_FILE.exists() or read_json(KEY_FILE)["key"] != key:
+    if not KEY_FILE.exists():
         return False
-    for name in read_json(KEY_FILE)["files"]:
+    kept = read_json(KEY_FILE)
+    if kept["key"] != key:
+        return False
+    for name in kept["files"]:
         Path(name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PENDING_DIR / Path(name).name, name)
     return True
