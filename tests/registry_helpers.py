@@ -18,7 +18,8 @@ from tests.conftest import REAL_DATA_DIR, make_dataset
 REAL_TEST_IMAGES = REAL_DATA_DIR / "t10k-images-idx3-ubyte.gz"
 REAL_TEST_LABELS = REAL_DATA_DIR / "t10k-labels-idx1-ubyte.gz"
 FINGERPRINT = "f" * 64
-# What preprocess writes for a full-train-set run with the project's split (seed 42, val 0.2).
+# What preprocess writes for a full-train-set run (seed 42, val 0.2; tests that need the
+# default's own split pass val_split=).
 MANIFEST = {"fingerprint": FINGERPRINT, "source": "local", "seed": 42, "val_split": 0.2,
             "subset": 1.0}
 
