@@ -7,7 +7,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from fmnist import jsonfiles, tracking
+from fmnist import config, jsonfiles, tracking
 from fmnist.data import formats
 from fmnist.data.sources import describe
 from fmnist.errors import ModelShapeError
@@ -81,8 +81,9 @@ def test_runs_name_their_data_show_insight_and_fine_tune_from_the_champion(dvc_w
     for dataset in by_context.values():
         assert dataset.digest == first["fingerprint"][:32]
         assert "/srv/data/fashion-mnist" in dataset.source and dataset.source_type == "local"
-    # The profile counts rows: 30 per class, 20 % of them held out for validation.
-    assert '"features_shape": [240, 28, 28, 1]' in by_context["train"].profile
+    # The profile counts rows: 30 per class, preprocess.val_split of them held out.
+    train_rows = round(300 * (1 - config.load_params()["preprocess"]["val_split"]))
+    assert f'"features_shape": [{train_rows}, 28, 28, 1]' in by_context["train"].profile
 
     evaluate.main()
     for name in EVALUATION_FILES:
