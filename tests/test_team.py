@@ -122,8 +122,13 @@ def failed_tasks(status: str) -> list[str]:
     return [line.split()[1] for line in status.splitlines() if line.endswith("Failed")]
 
 
+def task_log(repo: Path, task: str) -> str:
+    """`dvc queue logs TASK` (empty when DVC kept none: a task that failed in DVC's setup)."""
+    return dvc(repo, "queue", "logs", task, check=False).stdout
+
+
 def stages_started(repo: Path, task: str) -> bool:
-    return "Running stage" in dvc(repo, "queue", "logs", task, check=False).stdout
+    return "Running stage" in task_log(repo, task)
 
 
 def failure_report(repo: Path, status: str) -> str:
@@ -131,8 +136,7 @@ def failure_report(repo: Path, status: str) -> str:
     run leaves behind (a task that fails before its stages start has no log of its own)."""
     report = [status]
     for task in failed_tasks(status):
-        report.append(f"--- dvc queue logs {task}:\n" + dvc(repo, "queue", "logs", task,
-                                                                   check=False).stdout[-4000:])
+        report.append(f"--- dvc queue logs {task}:\n" + task_log(repo, task)[-4000:])
     for worker_log in sorted((repo / ".dvc" / "tmp" / "exps" / "celery").glob("*.out")):
         lines = worker_log.read_text(errors="replace").splitlines()
         errors = [i for i, line in enumerate(lines) if "ERROR" in line or "Traceback" in line]
