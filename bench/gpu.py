@@ -12,6 +12,7 @@ reports; a Markdown table is written beside it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -32,8 +33,9 @@ from fmnist import config, profiles  # noqa: E402
 from fmnist.data import formats, splits  # noqa: E402
 from fmnist.model.architectures import build_model, with_flip_averaging  # noqa: E402
 from fmnist.model.augmentation import training_wrapper  # noqa: E402
-from fmnist.model.training import (accuracy, compile_model, fit, hyper_params,  # noqa: E402
-                                   use_distribution)
+from fmnist.model.training import (accuracy, compile_model, fit,  # noqa: E402
+                                   float32_copy, hyper_params, use_distribution,
+                                   use_precision)
 
 DEFAULT_DATA = Path("/usr/share/datasets/fashion-mnist")
 
@@ -92,7 +94,9 @@ def train_once(profile: str, seed: int, data_dir: Path, overrides: dict) -> dict
     config.seed_everything(seed)
     train_params = params["train"]
     use_distribution(train_params["distribution"], train_params["batch_size"])
-    model = build_model(train_params["model"], **hyper_params(params))
+    precision = use_precision(train_params["precision"])
+    rebuild = functools.partial(build_model, train_params["model"], **hyper_params(params))
+    model = rebuild()
     augment = train_params["augment"]
     steps = -(-len(parts["train"][1]) // train_params["batch_size"])
     trainer = compile_model(training_wrapper(model, augment["shift"], augment["erase"]),
@@ -101,11 +105,12 @@ def train_once(profile: str, seed: int, data_dir: Path, overrides: dict) -> dict
     started = time.perf_counter()
     fit(trainer, parts["train"], parts["val"], train_params, callbacks=[timer])
     train_seconds = time.perf_counter() - started
+    model = float32_copy(model, rebuild)
     if train_params["flip_averaging"]:
         model = with_flip_averaging(model)
     return {
         "profile": profile, "seed": seed, "overrides": overrides,
-        "model": train_params["model"], "epochs": train_params["epochs"],
+        "model": train_params["model"], "epochs": train_params["epochs"], "precision": precision,
         "jit_compile": bool(trainer.jit_compile),
         "first_step_seconds": round(timer.first_step_seconds, 2),
         "step_ms_median": round(1000 * statistics.median(timer.step_seconds), 2)

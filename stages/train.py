@@ -4,6 +4,7 @@ Files first: they are saved, and kept aside (fmnist.pending), before anything is
 tracking server that drops after the fit costs no training: the rerun logs the kept model."""
 from __future__ import annotations
 
+import functools
 import math
 import time
 from pathlib import Path
@@ -19,26 +20,30 @@ from fmnist.jsonfiles import read_json, write_json
 from fmnist.model.architectures import build_model, with_flip_averaging
 from fmnist.model.augmentation import training_wrapper
 from fmnist.model.finetune import initialised, parent_tags
-from fmnist.model.training import (accuracy, compile_model, fit, hyper_params, training_summary,
-                                   use_distribution, write_history)
+from fmnist.model.training import (accuracy, compile_model, fit, float32_copy, hyper_params,
+                                   training_summary, use_distribution, use_precision,
+                                   write_history)
 
 HISTORY_FILE = config.METRICS_DIR / "train_history.csv"
 SUMMARY_FILE = config.METRICS_DIR / "train.json"
 CURVES_FILE = config.FIGURES_DIR / "training_curves.png"
 
 
-def fit_and_save(trainer: keras.Model, model: keras.Model, train, val, train_params: dict,
-                 key: str) -> tuple[keras.Model, dict]:
+def fit_and_save(trainer: keras.Model, model: keras.Model, rebuild, train, val,
+                 train_params: dict, key: str) -> tuple[keras.Model, dict]:
     """Fit (per-epoch metrics go to the active MLflow run), then save the model, its history,
-    summary and curves, and keep them aside until they are logged. Returns the saved model (flip
-    averaged when asked for) and the summary."""
+    summary and curves, and keep them aside until they are logged. Returns the saved model
+    (float32, flip averaged when asked for) and the summary."""
     started = time.perf_counter()
     history = fit(trainer, train, val, train_params, [mlflow.keras.MlflowCallback()])
     seconds = time.perf_counter() - started
+    precision = model.dtype_policy.name
+    model = float32_copy(model, rebuild)
     if train_params["flip_averaging"]:
         model = with_flip_averaging(model)
     summary = training_summary(history, seconds, model, val_accuracy=accuracy(model, val),
-                               kept_best=train_params["early_stopping_patience"] > 0)
+                               kept_best=train_params["early_stopping_patience"] > 0,
+                               precision=precision)
     config.MODEL_DIR.mkdir(parents=True, exist_ok=True)
     model.save(config.MODEL_FILE)
     write_history(history, HISTORY_FILE)
@@ -55,8 +60,10 @@ def main() -> None:
     train, val = load_split("train"), load_split("val")
     steps_per_epoch = math.ceil(len(train[1]) / params["train"]["batch_size"])
     use_distribution(params["train"]["distribution"], params["train"]["batch_size"])
+    use_precision(params["train"]["precision"])
     init_from = params["train"].get("init_from")  # an MLflow model URI to fine-tune, or empty
-    model = initialised(build_model(params["train"]["model"], **hyper_params(params)), init_from)
+    rebuild = functools.partial(build_model, params["train"]["model"], **hyper_params(params))
+    model = initialised(rebuild(), init_from)
     augment = params["train"]["augment"]
     # Fitting the wrapper trains `model` (shared weights); `model` is what gets saved.
     trainer = compile_model(training_wrapper(model, augment["shift"], augment["erase"]),
@@ -74,7 +81,8 @@ def main() -> None:
             summary = read_json(SUMMARY_FILE)
             tracking.log_history(pending.read_history(HISTORY_FILE))
         else:
-            model, summary = fit_and_save(trainer, model, train, val, params["train"], key)
+            model, summary = fit_and_save(trainer, model, rebuild, train, val, params["train"],
+                                          key)
 
         mlflow.log_metrics({"train_seconds": summary["train_seconds"],
                             "model_val_accuracy": summary["val_accuracy"]})

@@ -129,3 +129,53 @@ def test_model_learns_an_easy_task(dataset, name):
     test_images, test_labels = dataset(per_class=10, seed=2)
     accuracy = np.mean(model.predict(scale(test_images), verbose=0).argmax(1) == test_labels)
     assert accuracy > 0.6  # chance is 0.1
+
+
+@pytest.fixture
+def float32_afterwards():
+    """The dtype policy is Keras-global: put it back for the tests that follow."""
+    yield
+    training.use_precision("float32")
+
+
+def test_mixed_bfloat16_trains_in_bfloat16_and_saves_float32(dataset, tmp_path,
+                                                              float32_afterwards):
+    config.seed_everything(0)
+    images, labels = dataset(per_class=40, seed=1)
+    training.use_precision("mixed_bfloat16")
+    model = training.compile_model(architectures.build_model("cnn", filters=8, **HYPER), RECIPE,
+                                   steps_per_epoch=13)
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert conv.compute_dtype == "bfloat16" and conv.kernel.dtype == "float32"
+    assert model.layers[-1].compute_dtype == "float32"  # the softmax output stays float32
+    model.fit(scale(images), training.one_hot(labels), epochs=8, batch_size=32, verbose=0)
+
+    saved = training.float32_copy(model, lambda: architectures.build_model("cnn", filters=8,
+                                                                           **HYPER))
+    saved.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert {layer.compute_dtype for layer in loaded.layers} == {"float32"}
+    test_images, test_labels = dataset(per_class=10, seed=2)
+    mixed = model.predict(scale(test_images), verbose=0)
+    exact = loaded.predict(scale(test_images), verbose=0)
+    assert np.mean(exact.argmax(1) == test_labels) > 0.6           # it learnt in bfloat16
+    assert np.abs(exact - mixed).max() < 0.05                       # same weights, finer maths
+    assert np.mean(exact.argmax(1) == mixed.argmax(1)) >= 0.95
+
+
+def test_unknown_precision_is_a_params_error():
+    with pytest.raises(ParamsError, match="train.precision"):
+        training.use_precision("float16")
+
+
+@pytest.mark.parametrize("flags, has_bf16", [("fpu avx2 avx512f avx512_bf16 avx512_vnni", True),
+                                             ("fpu avx2 amx_bf16 amx_tile", True),
+                                             ("fpu avx2 avx512f avx512_vnni", False)])
+def test_bf16_units_are_read_from_the_cpu_flags(tmp_path, flags, has_bf16):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert training.cpu_has_bf16(cpuinfo) is has_bf16
+
+
+def test_no_cpuinfo_means_no_bf16(tmp_path):
+    assert training.cpu_has_bf16(tmp_path / "missing") is False

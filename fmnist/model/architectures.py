@@ -25,7 +25,7 @@ def seed_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float
     x = layers.Flatten()(x)
     x = layers.Dense(dense_units, activation="relu")(x)
     x = layers.Dropout(dropout)(x)
-    return layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return softmax_output(x)
 
 
 def conv_block(x, width: int, kernel_size: int, convs: int = 1, pool_first: bool = True):
@@ -75,7 +75,14 @@ def _classifier_head(x, dense_units: int, dropout: float):
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(dense_units, activation="relu")(x)
     x = layers.Dropout(dropout)(x)
-    return layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return softmax_output(x)
+
+
+def softmax_output(x):
+    """The softmax output, in float32 even under mixed precision: bfloat16 keeps 8 bits of
+    mantissa, too few for the loss's log of probabilities near 1."""
+    return layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities",
+                        dtype="float32")(x)
 
 
 ARCHITECTURES: dict[str, Callable] = {"seed": seed_cnn, "cnn": bn_cnn, "cnn5": cnn5,

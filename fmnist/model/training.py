@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,52 @@ def use_distribution(name: str, batch_size: int) -> int:
                           f"{len(devices)} devices for data_parallel")
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return len(devices)
+
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+CPU_FLAGS = Path("/proc/cpuinfo")
+
+
+def cpu_has_bf16(cpuinfo: Path = CPU_FLAGS) -> bool:
+    """Whether the CPU reports a bfloat16 unit (AVX512_BF16 or AMX), read from Linux's
+    /proc/cpuinfo; False where that file is missing (macOS, Windows)."""
+    try:
+        return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo.read_text()))
+    except OSError:
+        return False
+
+
+def resolve_precision(name: str) -> str:
+    """`auto` -> mixed_bfloat16 on the TensorFlow backend with a CPU that has bf16 units,
+    float32 anywhere else (elsewhere bf16 maths is emulated, and the JAX/GPU profiles were
+    measured in float32)."""
+    if name not in PRECISIONS:
+        raise ParamsError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    if name != "auto":
+        return name
+    bf16 = keras.backend.backend() == "tensorflow" and cpu_has_bf16()
+    return "mixed_bfloat16" if bf16 else "float32"
+
+
+def use_precision(name: str) -> str:
+    """Keras' dtype policy for the layers built from now on; returns the policy used.
+    `mixed_bfloat16` computes in bfloat16 and keeps float32 weights. The saved model is float32
+    either way (`float32_copy`)."""
+    policy = resolve_precision(name)
+    keras.config.set_dtype_policy(policy)
+    return policy
+
+
+def float32_copy(model: keras.Model, rebuild) -> keras.Model:
+    """The trained weights in a float32 model from `rebuild()` (the same builder): what gets
+    saved, so serving and evaluation never depend on the CPU's bf16 support. Mixed precision
+    keeps its weights in float32, so the copy is exact."""
+    if model.dtype_policy.name == "float32":
+        return model
+    use_precision("float32")
+    copy = rebuild()
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def optimizer(train_params: dict[str, Any], steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -100,14 +147,15 @@ def accuracy(model: keras.Model, split: tuple[np.ndarray, np.ndarray]) -> float:
 
 
 def training_summary(history: dict[str, list[float]], seconds: float, model: keras.Model,
-              kept_best: bool, val_accuracy: float) -> dict:
+                     kept_best: bool, val_accuracy: float, precision: str) -> dict:
     """Metrics of the weights kept (the best epoch's when early stopping restored them);
-    `val_accuracy` is the saved model's, flip averaging included, which promotion compares."""
+    `val_accuracy` is the saved model's, flip averaging included, which promotion compares;
+    `precision` the dtype policy it trained under (`train.precision: auto` resolved)."""
     kept = int(np.argmax(history["val_accuracy"])) if kept_best else -1
     return {
         "train_accuracy": history["accuracy"][kept], "train_loss": history["loss"][kept],
         "fit_val_accuracy": history["val_accuracy"][kept], "val_loss": history["val_loss"][kept],
         "val_accuracy": val_accuracy,
         "epochs": len(history["loss"]), "train_seconds": round(seconds, 1),
-        "parameters": int(model.count_params()),
+        "parameters": int(model.count_params()), "precision": precision,
     }
