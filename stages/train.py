@@ -86,6 +86,7 @@ def main() -> None:
 
         mlflow.log_metrics({"train_seconds": summary["train_seconds"],
                             "model_val_accuracy": summary["val_accuracy"]})
+        mlflow.set_tag("precision", summary["precision"])  # what `train.precision: auto` chose
         mlflow.log_artifact(str(CURVES_FILE), artifact_path="figures")
         mlflow.log_artifact(str(HISTORY_FILE), artifact_path="metrics")
         tracking.log_keras_model(model, val[0][:8])

@@ -68,6 +68,15 @@ def write_tiny_splits(root: Path, per_class: int = 12, **manifest: Any) -> dict:
     return parts
 
 
+@pytest.fixture(autouse=True)
+def float32_policy_afterwards():
+    """Keras' dtype policy is process-global and `train.precision` sets it: put it back so a
+    test that trained in bf16 cannot change the next one's models."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].config.set_dtype_policy("float32")
+
+
 @pytest.fixture
 def dataset() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
     return make_dataset

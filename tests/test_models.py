@@ -131,15 +131,7 @@ def test_model_learns_an_easy_task(dataset, name):
     assert accuracy > 0.6  # chance is 0.1
 
 
-@pytest.fixture
-def float32_afterwards():
-    """The dtype policy is Keras-global: put it back for the tests that follow."""
-    yield
-    training.use_precision("float32")
-
-
-def test_mixed_bfloat16_trains_in_bfloat16_and_saves_float32(dataset, tmp_path,
-                                                              float32_afterwards):
+def test_mixed_bfloat16_trains_in_bfloat16_and_saves_float32(dataset, tmp_path):
     config.seed_everything(0)
     images, labels = dataset(per_class=40, seed=1)
     training.use_precision("mixed_bfloat16")

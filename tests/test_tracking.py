@@ -1,12 +1,14 @@
 """MLflow: where the store is, and what train + evaluate log into it."""
 from __future__ import annotations
 
+import keras
 import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
 from fmnist import config, jsonfiles, tracking
+from fmnist.model import anatomy, training
 from stages import evaluate, train
 from tests.conftest import write_tiny_splits
 
@@ -66,6 +68,13 @@ def test_train_and_evaluate_log_one_complete_run(dvc_workspace):
         root / "metrics" / "train.json")["val_accuracy"]
     assert run.data.tags["dvc.exp_name"] == "workspace"
     assert len(run.data.tags["mlflow.source.git.commit"]) > 0
+    # `train.precision: auto` trains in bf16 where the CPU has bf16 units; either way the saved
+    # model computes in float32, and the run records what was used.
+    summary = jsonfiles.read_json(root / "metrics" / "train.json")
+    expected = "mixed_bfloat16" if training.cpu_has_bf16() else "float32"
+    assert run.data.tags["precision"] == summary["precision"] == expected
+    saved = keras.saving.load_model(config.MODEL_FILE)
+    assert {layer.compute_dtype for layer in anatomy.classifier(saved).layers} == {"float32"}
     artifacts = {a.path for folder in ("figures", "evaluation")
                  for a in client.list_artifacts(run_id, folder)}
     assert {"figures/training_curves.png", "evaluation/confusion_matrix.png",
