@@ -12,7 +12,6 @@ reports; a Markdown table is written beside it.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -31,10 +30,10 @@ import yaml  # noqa: E402
 
 from fmnist import config, profiles  # noqa: E402
 from fmnist.data import formats, splits  # noqa: E402
-from fmnist.model.architectures import build_model, with_flip_averaging  # noqa: E402
+from fmnist.model.architectures import build_model  # noqa: E402
 from fmnist.model.augmentation import training_wrapper  # noqa: E402
 from fmnist.model.training import (accuracy, compile_model, fit,  # noqa: E402
-                                   float32_copy, hyper_params, use_distribution,
+                                   hyper_params, saved_model, use_distribution,
                                    use_precision)
 
 DEFAULT_DATA = Path("/usr/share/datasets/fashion-mnist")
@@ -95,8 +94,7 @@ def train_once(profile: str, seed: int, data_dir: Path, overrides: dict) -> dict
     train_params = params["train"]
     use_distribution(train_params["distribution"], train_params["batch_size"])
     precision = use_precision(train_params["precision"])
-    rebuild = functools.partial(build_model, train_params["model"], **hyper_params(params))
-    model = rebuild()
+    model = build_model(train_params["model"], **hyper_params(params))
     augment = train_params["augment"]
     steps = -(-len(parts["train"][1]) // train_params["batch_size"])
     trainer = compile_model(training_wrapper(model, augment["shift"], augment["erase"]),
@@ -105,9 +103,7 @@ def train_once(profile: str, seed: int, data_dir: Path, overrides: dict) -> dict
     started = time.perf_counter()
     fit(trainer, parts["train"], parts["val"], train_params, callbacks=[timer])
     train_seconds = time.perf_counter() - started
-    model = float32_copy(model, rebuild)
-    if train_params["flip_averaging"]:
-        model = with_flip_averaging(model)
+    model = saved_model(model, train_params["flip_averaging"])
     return {
         "profile": profile, "seed": seed, "overrides": overrides,
         "model": train_params["model"], "epochs": train_params["epochs"], "precision": precision,

@@ -82,7 +82,7 @@ def bench_profile(profile: str, seeds: int, workdir: Path, overheads: bool) -> d
     print(f"[{profile}] cold dvc repro ...", flush=True)
     cold = run_timed(["dvc", "repro"], clone)
     train = json.loads((clone / "metrics" / "train.json").read_text())
-    result = {"machine": machine(), "precision": train.get("precision"),
+    result = {"machine": machine(), "precision": train["precision"],
               "cold_repro": cold, "train_seconds": [train["train_seconds"]],
               "runs": [{"seed": first_seed, "test_accuracy": test_accuracy(clone),
                         "val_accuracy": train["val_accuracy"]}]}

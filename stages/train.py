@@ -4,7 +4,6 @@ Files first: they are saved, and kept aside (fmnist.pending), before anything is
 tracking server that drops after the fit costs no training: the rerun logs the kept model."""
 from __future__ import annotations
 
-import functools
 import math
 import time
 from pathlib import Path
@@ -17,10 +16,10 @@ from fmnist.data import formats
 from fmnist.data.splits import load_split
 from fmnist.errors import stage_entry
 from fmnist.jsonfiles import read_json, write_json
-from fmnist.model.architectures import build_model, with_flip_averaging
+from fmnist.model.architectures import build_model
 from fmnist.model.augmentation import training_wrapper
 from fmnist.model.finetune import initialised, parent_tags
-from fmnist.model.training import (accuracy, compile_model, fit, float32_copy, hyper_params,
+from fmnist.model.training import (accuracy, compile_model, fit, hyper_params, saved_model,
                                    training_summary, use_distribution, use_precision,
                                    write_history)
 
@@ -29,8 +28,8 @@ SUMMARY_FILE = config.METRICS_DIR / "train.json"
 CURVES_FILE = config.FIGURES_DIR / "training_curves.png"
 
 
-def fit_and_save(trainer: keras.Model, model: keras.Model, rebuild, train, val,
-                 train_params: dict, key: str) -> tuple[keras.Model, dict]:
+def fit_and_save(trainer: keras.Model, model: keras.Model, train, val, train_params: dict,
+                 key: str) -> tuple[keras.Model, dict]:
     """Fit (per-epoch metrics go to the active MLflow run), then save the model, its history,
     summary and curves, and keep them aside until they are logged. Returns the saved model
     (float32, flip averaged when asked for) and the summary."""
@@ -38,9 +37,7 @@ def fit_and_save(trainer: keras.Model, model: keras.Model, rebuild, train, val,
     history = fit(trainer, train, val, train_params, [mlflow.keras.MlflowCallback()])
     seconds = time.perf_counter() - started
     precision = model.dtype_policy.name
-    model = float32_copy(model, rebuild)
-    if train_params["flip_averaging"]:
-        model = with_flip_averaging(model)
+    model = saved_model(model, train_params["flip_averaging"])
     summary = training_summary(history, seconds, model, val_accuracy=accuracy(model, val),
                                kept_best=train_params["early_stopping_patience"] > 0,
                                precision=precision)
@@ -62,8 +59,7 @@ def main() -> None:
     use_distribution(params["train"]["distribution"], params["train"]["batch_size"])
     use_precision(params["train"]["precision"])
     init_from = params["train"].get("init_from")  # an MLflow model URI to fine-tune, or empty
-    rebuild = functools.partial(build_model, params["train"]["model"], **hyper_params(params))
-    model = initialised(rebuild(), init_from)
+    model = initialised(build_model(params["train"]["model"], **hyper_params(params)), init_from)
     augment = params["train"]["augment"]
     # Fitting the wrapper trains `model` (shared weights); `model` is what gets saved.
     trainer = compile_model(training_wrapper(model, augment["shift"], augment["erase"]),
@@ -81,8 +77,7 @@ def main() -> None:
             summary = read_json(SUMMARY_FILE)
             tracking.log_history(pending.read_history(HISTORY_FILE))
         else:
-            model, summary = fit_and_save(trainer, model, rebuild, train, val, params["train"],
-                                          key)
+            model, summary = fit_and_save(trainer, model, train, val, params["train"], key)
 
         mlflow.log_metrics({"train_seconds": summary["train_seconds"],
                             "model_val_accuracy": summary["val_accuracy"]})

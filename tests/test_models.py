@@ -142,8 +142,7 @@ def test_mixed_bfloat16_trains_in_bfloat16_and_saves_float32(dataset, tmp_path):
     assert model.layers[-1].compute_dtype == "float32"  # the softmax output stays float32
     model.fit(scale(images), training.one_hot(labels), epochs=8, batch_size=32, verbose=0)
 
-    saved = training.float32_copy(model, lambda: architectures.build_model("cnn", filters=8,
-                                                                           **HYPER))
+    saved = training.saved_model(model, flip_averaging=False)
     saved.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert {layer.compute_dtype for layer in loaded.layers} == {"float32"}

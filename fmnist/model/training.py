@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from fmnist.errors import ParamsError
-from fmnist.model.architectures import NUM_CLASSES
+from fmnist.model.architectures import NUM_CLASSES, with_flip_averaging
 
 
 def hyper_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -67,22 +67,23 @@ def resolve_precision(name: str) -> str:
 def use_precision(name: str) -> str:
     """Keras' dtype policy for the layers built from now on; returns the policy used.
     `mixed_bfloat16` computes in bfloat16 and keeps float32 weights. The saved model is float32
-    either way (`float32_copy`)."""
+    either way (`saved_model`)."""
     policy = resolve_precision(name)
     keras.config.set_dtype_policy(policy)
     return policy
 
 
-def float32_copy(model: keras.Model, rebuild) -> keras.Model:
-    """The trained weights in a float32 model from `rebuild()` (the same builder): what gets
-    saved, so serving and evaluation never depend on the CPU's bf16 support. Mixed precision
-    keeps its weights in float32, so the copy is exact."""
-    if model.dtype_policy.name == "float32":
-        return model
-    use_precision("float32")
-    copy = rebuild()
-    copy.set_weights(model.get_weights())
-    return copy
+def saved_model(model: keras.Model, flip_averaging: bool) -> keras.Model:
+    """What a fit leaves to save and score: the trained weights in float32, so evaluation and
+    serving never depend on the CPU's bf16 support (mixed precision keeps its weights in
+    float32, so the copy is exact), behind flip averaging when asked for."""
+    if model.dtype_policy.name != "float32":
+        use_precision("float32")  # also for the flip-averaging layers built below
+        float32 = keras.models.clone_model(model, clone_function=lambda layer: type(layer)
+                                           .from_config({**layer.get_config(), "dtype": "float32"}))
+        float32.set_weights(model.get_weights())
+        model = float32
+    return with_flip_averaging(model) if flip_averaging else model
 
 
 def optimizer(train_params: dict[str, Any], steps_per_epoch: int) -> keras.optimizers.Optimizer:
