@@ -9,6 +9,7 @@ from fmnist import config
 from fmnist.data.splits import scale
 from fmnist.errors import ParamsError
 from fmnist.model import architectures, training
+from fmnist.model.batch_norm import FusedBatchNormalization
 
 HYPER = {"kernel_size": 3, "dense_units": 16, "dropout": 0.2}
 RECIPE = {"optimizer": "adam", "learning_rate": 0.01, "lr_schedule": "constant",
@@ -71,14 +72,58 @@ def test_flip_acts_in_training_only(dataset):
     assert "RandomFlip" in layer_types and "RandomTranslation" not in layer_types
 
 
+def every_layer(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of `model` and of the models nested in it (flip averaging nests one)."""
+    return [inner for layer in model.layers
+            for inner in ([layer, *every_layer(layer)] if isinstance(layer, keras.Model) else [layer])]
+
+
 @pytest.mark.parametrize("name", sorted(architectures.ARCHITECTURES))
 def test_every_architecture_saves_with_builtin_layers_only(name, tmp_path):
-    """What `mlflow models serve` needs: the saved model loads without this project's code."""
+    """What `mlflow models serve` needs: the saved model loads without this project's code,
+    though training runs the project's fused batch norm."""
     model = architectures.build_model(name, filters=4, flip=True, **HYPER)
-    model.save(tmp_path / "model.keras")
+    fused = [layer for layer in model.layers if isinstance(layer, FusedBatchNormalization)]
+    assert len(fused) == (0 if name == "seed" else sum(
+        isinstance(layer, keras.layers.Conv2D) for layer in model.layers))
+    training.saved_model(model, flip_averaging=True).save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
-    assert all(type(layer).__module__.startswith("keras.") for layer in loaded.layers)
+    assert all(type(layer).__module__.startswith("keras.") for layer in every_layer(loaded))
     assert loaded.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("policy, tolerance", [("float32", 1e-4), ("mixed_bfloat16", 3e-2)])
+def test_fused_batch_norm_trains_as_keras_batch_norm(policy, tolerance):
+    """Same outputs, moving statistics and gradients as Keras' own layer in a training step:
+    only the kernel differs."""
+    import tensorflow as tf
+
+    training.use_precision(policy)
+    rng = np.random.default_rng(0)
+    inputs = tf.constant(rng.normal(3.0, 2.0, (16, 7, 7, 5)), "float32")
+    loss_weights = tf.constant(rng.normal(size=(16, 7, 7, 5)), "float32")  # no zero gradients
+    keras_bn, fused_bn = keras.layers.BatchNormalization(), FusedBatchNormalization()
+    for layer in (keras_bn, fused_bn):
+        layer.build(inputs.shape)
+        layer.set_weights([np.linspace(0.5, 1.5, 5), np.linspace(-1, 1, 5),
+                           np.full(5, 0.2), np.full(5, 2.0)])
+    results = []
+    for layer in (keras_bn, fused_bn):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs, training=True)
+            loss = tf.reduce_sum(tf.cast(outputs, "float32") * loss_weights)
+        gradients = tape.gradient(loss, [inputs, layer.gamma, layer.beta])
+        results.append([tf.cast(outputs, "float32"), *gradients,
+                        layer.moving_mean, layer.moving_variance])
+    assert fused_bn._fused and outputs.dtype == keras_bn.compute_dtype
+    for expected, actual in zip(*results):
+        np.testing.assert_allclose(np.asarray(actual), np.asarray(expected),
+                                   rtol=tolerance, atol=tolerance)
+    # Inference is Keras' own code: same weights, same outputs to the bit.
+    fused_bn.set_weights(keras_bn.get_weights())
+    np.testing.assert_array_equal(np.asarray(fused_bn(inputs, training=False)),
+                                  np.asarray(keras_bn(inputs, training=False)))
 
 
 def test_flip_averaging_is_the_mean_over_image_and_mirror_image(dataset, tmp_path):
@@ -89,7 +134,7 @@ def test_flip_averaging_is_the_mean_over_image_and_mirror_image(dataset, tmp_pat
     expected = (model.predict(inputs, verbose=0) + model.predict(inputs[:, :, ::-1], verbose=0)) / 2
     np.testing.assert_allclose(averaged.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-7)
     # Mirror-invariant by construction, and it saves and loads with built-in layers only.
-    averaged.save(tmp_path / "model.keras")
+    training.saved_model(model, flip_averaging=True).save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded.predict(inputs[:, :, ::-1], verbose=0), expected,
                                rtol=1e-5, atol=1e-7)

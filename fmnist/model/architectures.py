@@ -13,6 +13,7 @@ import numpy as np
 from keras import layers
 
 from fmnist.errors import ParamsError
+from fmnist.model.batch_norm import FusedBatchNormalization
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -38,7 +39,7 @@ def conv_block(x, width: int, kernel_size: int, convs: int = 1, pool_first: bool
         x = layers.Conv2D(width, kernel_size, padding="same", use_bias=False)(x)
         if pool_first and conv == convs - 1:
             x = layers.MaxPooling2D()(x)
-        x = layers.BatchNormalization()(x)
+        x = FusedBatchNormalization()(x)  # Keras' own in the saved model
         x = layers.ReLU()(x)
     return x if pool_first else layers.MaxPooling2D()(x)
 

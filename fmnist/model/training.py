@@ -12,6 +12,7 @@ import numpy as np
 
 from fmnist.errors import ParamsError
 from fmnist.model.architectures import NUM_CLASSES, with_flip_averaging
+from fmnist.model.batch_norm import builtin_layer, has_fused
 
 
 def hyper_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -76,13 +77,14 @@ def use_precision(name: str) -> str:
 def saved_model(model: keras.Model, flip_averaging: bool) -> keras.Model:
     """What a fit leaves to save and score: the trained weights in float32, so evaluation and
     serving never depend on the CPU's bf16 support (mixed precision keeps its weights in
-    float32, so the copy is exact), behind flip averaging when asked for."""
-    if model.dtype_policy.name != "float32":
+    float32, so the copy is exact), in Keras' built-in layers only (the fused batch norm
+    becomes Keras' own), behind flip averaging when asked for."""
+    if model.dtype_policy.name != "float32" or has_fused(model):
         use_precision("float32")  # also for the flip-averaging layers built below
-        float32 = keras.models.clone_model(model, clone_function=lambda layer: type(layer)
-                                           .from_config({**layer.get_config(), "dtype": "float32"}))
-        float32.set_weights(model.get_weights())
-        model = float32
+        plain = keras.models.clone_model(
+            model, clone_function=lambda layer: builtin_layer(layer, dtype="float32"))
+        plain.set_weights(model.get_weights())
+        model = plain
     return with_flip_averaging(model) if flip_averaging else model
 
 
