@@ -47,7 +47,3 @@ def builtin_layer(layer: keras.layers.Layer, **overrides) -> keras.layers.Layer:
     BatchNormalization where it is the fused one: for `keras.models.clone_model`."""
     cls = layers.BatchNormalization if isinstance(layer, FusedBatchNormalization) else type(layer)
     return cls.from_config({**layer.get_config(), **overrides})
-
-
-def has_fused(model: keras.Model) -> bool:
-    return any(isinstance(layer, FusedBatchNormalization) for layer in model.layers)

@@ -12,7 +12,7 @@ import numpy as np
 
 from fmnist.errors import ParamsError
 from fmnist.model.architectures import NUM_CLASSES, with_flip_averaging
-from fmnist.model.batch_norm import builtin_layer, has_fused
+from fmnist.model.batch_norm import builtin_layer
 
 
 def hyper_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -79,13 +79,11 @@ def saved_model(model: keras.Model, flip_averaging: bool) -> keras.Model:
     serving never depend on the CPU's bf16 support (mixed precision keeps its weights in
     float32, so the copy is exact), in Keras' built-in layers only (the fused batch norm
     becomes Keras' own), behind flip averaging when asked for."""
-    if model.dtype_policy.name != "float32" or has_fused(model):
-        use_precision("float32")  # also for the flip-averaging layers built below
-        plain = keras.models.clone_model(
-            model, clone_function=lambda layer: builtin_layer(layer, dtype="float32"))
-        plain.set_weights(model.get_weights())
-        model = plain
-    return with_flip_averaging(model) if flip_averaging else model
+    use_precision("float32")  # also for the flip-averaging layers built below
+    plain = keras.models.clone_model(
+        model, clone_function=lambda layer: builtin_layer(layer, dtype="float32"))
+    plain.set_weights(model.get_weights())
+    return with_flip_averaging(plain) if flip_averaging else plain
 
 
 def optimizer(train_params: dict[str, Any], steps_per_epoch: int) -> keras.optimizers.Optimizer:
