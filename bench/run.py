@@ -5,8 +5,15 @@ Each profile runs in a fresh `git clone` of this repo's HEAD (so the DVC cache i
 the profile's overrides (fmnist/profiles/<name>.yaml; `default` is params.yaml as it is) committed there.
 The first seed is a cold `dvc repro`; further seeds are `dvc exp run -S seed=N`.
 
+This machine's speed swings up to 2x between days, so seconds from different days do not
+compare. `--reference COMMIT` times a cold `dvc repro` of that earlier commit (e.g. 48035e8,
+the pre-issue-12 default: 276 s on the 2-core box when the 10-minute budget was set) before and
+after the profiles, and states each profile's cold run as a multiple of it: the side-by-side
+figure that cancels the day's speed.
+
     python bench/run.py                                  # default and fast, 3 seeds each
     python bench/run.py --profiles seed --seeds 1
+    python bench/run.py --profiles default --seeds 1 --reference 48035e8
     KERAS_BACKEND=jax python bench/run.py --profiles gpu # on a GPU machine
 
 Writes bench/results.json, bench/results.md and bench/accuracy_vs_time.png.
@@ -72,6 +79,16 @@ def prepare_clone(profile: str, destination: Path) -> Path:
     return destination
 
 
+def reference_run(commit: str, destination: Path) -> dict:
+    """Cold `dvc repro` of an earlier commit of this repo, as it was (its own params)."""
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(destination)], check=True)
+    subprocess.run(["git", "checkout", "-q", commit], cwd=destination, check=True)
+    print(f"[reference {commit}] cold dvc repro ...", flush=True)
+    cold = run_timed(["dvc", "repro"], destination)
+    return {"commit": commit, "cold_repro_seconds": cold["seconds"],
+            "test_accuracy": test_accuracy(destination)}
+
+
 def test_accuracy(clone: Path) -> float:
     return json.loads((clone / "metrics" / "evaluate.json").read_text())["test_accuracy"]
 
@@ -131,6 +148,14 @@ def markdown(results: dict) -> str:
             f"{statistics.mean(profile['train_seconds']):.0f} | "
             f"{profile['test_accuracy_mean']:.2%} ± {profile['test_accuracy_std']:.2%}, "
             f"{len(profile['runs'])} |")
+    if "reference" in results:
+        reference = results["reference"]
+        lines += ["", f"Speed reference: cold `dvc repro` of {reference['commit']} "
+                  + " / ".join(f"{run['cold_repro_seconds']} s" for run in reference["runs"])
+                  + " (before / after the profiles); cold runs as multiples of it: "
+                  + ", ".join(f"{name} {profile['cold_vs_reference']:.2f}x"
+                              for name, profile in results["profiles"].items()
+                              if "cold_vs_reference" in profile)]
     for name, profile in results["profiles"].items():
         lines += ["", f"**{name}**: per-stage wall time of the cold `dvc repro` (s): "
                   + ", ".join(f"{k} {v}" for k, v in profile["cold_repro"]["stages"].items())]
@@ -156,14 +181,29 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=["default", "fast"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results.json")
+    parser.add_argument("--reference", metavar="COMMIT",
+                        help="also time a cold `dvc repro` of this earlier commit, before and "
+                             "after the profiles, as the day's speed reference")
     args = parser.parse_args()
     # Profiles measured earlier (possibly elsewhere, e.g. the GPU one) are kept.
     results = json.loads(args.out.read_text()) if args.out.exists() else {"profiles": {}}
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as workdir:
+        if args.reference:
+            results["reference"] = {"commit": args.reference, "runs": [
+                reference_run(args.reference, Path(workdir) / "reference-before")]}
         for index, profile in enumerate(args.profiles):
             results["profiles"][profile] = bench_profile(profile, args.seeds, Path(workdir),
                                                          overheads=index == 0)
             args.out.write_text(json.dumps(results, indent=2) + "\n")  # keep partial results
+        if args.reference:
+            runs = results["reference"]["runs"]
+            runs.append(reference_run(args.reference, Path(workdir) / "reference-after"))
+            reference_seconds = statistics.mean(run["cold_repro_seconds"] for run in runs)
+            for name in args.profiles:
+                profile = results["profiles"][name]
+                profile["cold_vs_reference"] = round(
+                    profile["cold_repro"]["seconds"] / reference_seconds, 3)
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(results))
     plot(results)
     print(markdown(results))
