@@ -44,9 +44,10 @@ test: setup
 	python -m pytest
 
 # Pipeline benchmark (cold/no-op repro, per stage, accuracy over 3 seeds; about an hour on a
-# 2-core CPU), then prediction latency with the workspace's champion.
+# 2-core CPU, plus two cold runs of the pre-issue-12 default 48035e8 as the day's speed
+# reference), then prediction latency with the workspace's champion.
 bench: setup
-	python bench/run.py
+	python bench/run.py --reference 48035e8
 	python bench/predict_latency.py
 
 # The seeds' grid through `dvc queue` (4 cells x 3 seeds: about 2 hours on a loaded 2-core
