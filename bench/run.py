@@ -148,17 +148,15 @@ def markdown(results: dict) -> str:
             f"{statistics.mean(profile['train_seconds']):.0f} | "
             f"{profile['test_accuracy_mean']:.2%} ± {profile['test_accuracy_std']:.2%}, "
             f"{len(profile['runs'])} |")
-    if "reference" in results:
-        reference = results["reference"]
-        lines += ["", f"Speed reference: cold `dvc repro` of {reference['commit']} "
-                  + " / ".join(f"{run['cold_repro_seconds']} s" for run in reference["runs"])
-                  + " (before / after the profiles); cold runs as multiples of it: "
-                  + ", ".join(f"{name} {profile['cold_vs_reference']:.2f}x"
-                              for name, profile in results["profiles"].items()
-                              if "cold_vs_reference" in profile)]
     for name, profile in results["profiles"].items():
         lines += ["", f"**{name}**: per-stage wall time of the cold `dvc repro` (s): "
                   + ", ".join(f"{k} {v}" for k, v in profile["cold_repro"]["stages"].items())]
+        if "speed_reference" in profile:
+            reference = profile["speed_reference"]
+            lines += [f"{reference['cold_vs_reference']:.2f}x the cold `dvc repro` of "
+                      f"{reference['commit']} in the same session ("
+                      + " / ".join(f"{run['cold_repro_seconds']} s" for run in reference["runs"])
+                      + " before / after the profiles)"]
         if "noop_repro_seconds" in profile:
             exp = profile["exp_run_filters_64_one_epoch"]
             lines += [f"no-op `dvc repro` {profile['noop_repro_seconds']} s, `dvc status` "
@@ -189,20 +187,22 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else {"profiles": {}}
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as workdir:
         if args.reference:
-            results["reference"] = {"commit": args.reference, "runs": [
-                reference_run(args.reference, Path(workdir) / "reference-before")]}
+            reference_runs = [reference_run(args.reference, Path(workdir) / "reference-before")]
         for index, profile in enumerate(args.profiles):
             results["profiles"][profile] = bench_profile(profile, args.seeds, Path(workdir),
                                                          overheads=index == 0)
             args.out.write_text(json.dumps(results, indent=2) + "\n")  # keep partial results
         if args.reference:
-            runs = results["reference"]["runs"]
-            runs.append(reference_run(args.reference, Path(workdir) / "reference-after"))
-            reference_seconds = statistics.mean(run["cold_repro_seconds"] for run in runs)
+            reference_runs.append(reference_run(args.reference, Path(workdir) / "reference-after"))
+            reference_seconds = statistics.mean(run["cold_repro_seconds"] for run in reference_runs)
+            # Kept with each profile measured in this session: profiles kept from earlier
+            # sessions keep their own reference (or none).
             for name in args.profiles:
                 profile = results["profiles"][name]
-                profile["cold_vs_reference"] = round(
-                    profile["cold_repro"]["seconds"] / reference_seconds, 3)
+                profile["speed_reference"] = {
+                    "commit": args.reference, "runs": reference_runs,
+                    "cold_vs_reference": round(profile["cold_repro"]["seconds"]
+                                               / reference_seconds, 3)}
             args.out.write_text(json.dumps(results, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(results))
     plot(results)
