@@ -11,7 +11,8 @@ from mlflow import MlflowClient
 from fmnist.errors import RegistryError
 from fmnist.registry import VAL_METRIC
 
-KEY_PARAMS = ("train.model", "filters", "kernel_size", "dense_units", "dropout", "train.epochs")
+KEY_PARAMS = ("train.model", "filters", "stem_filters", "kernel_size", "dense_units",
+              "dropout", "train.epochs")
 METRICS = (VAL_METRIC, "test_accuracy")
 
 

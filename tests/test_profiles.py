@@ -5,12 +5,15 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import yaml
 
 from fmnist import config, jsonfiles, profiles
 from fmnist.data import formats, splits
+from fmnist.model.architectures import build_model
+from fmnist.model.training import hyper_params
 from stages import evaluate, train
 from tests.conftest import REAL_DATA_DIR, REPO_ROOT, project_params
 
@@ -31,6 +34,19 @@ def test_set_flags_round_trip_through_yaml():
 
 def test_expected_profiles_exist():
     assert {"seed", "fast", "gpu"} <= set(profiles.available())
+
+
+@pytest.mark.parametrize("name, widths", [
+    ("default", [32, 48, 48, 96, 96]),  # params.yaml: a 32-wide stem, blocks from filters 24
+    ("fast", [20, 40, 80]), ("seed", [32]), ("gpu", [64, 64, 128, 128, 256, 256])])
+def test_each_profile_builds_the_widths_it_was_measured_with(name, widths):
+    """The default's stem width must not leak into a profile measured without it."""
+    params = project_params()
+    if name != "default":
+        profiles.apply(params, profiles.load(name))
+    model = build_model(params["train"]["model"], **hyper_params(params))
+    assert [layer.filters for layer in model.layers
+            if isinstance(layer, keras.layers.Conv2D)] == widths
 
 
 def real_slice(per_class_train: int, test_rows: int) -> dict:

@@ -1,8 +1,9 @@
 """Keras model builders, one per architecture, chosen by the `train.model` param.
 
 An architecture is a function from the (augmented) image tensor to class probabilities; every
-one takes the same hyper-parameters (top-level in params.yaml), `filters` being the first conv
-layer's width (later blocks scale from it). `build_model` wraps it in a `keras.Model`.
+one takes the same hyper-parameters (top-level in params.yaml): `filters` is the base width later
+blocks scale from, `stem_filters` the first conv block's width (0: `filters`). `build_model`
+wraps it in a `keras.Model`.
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
 
-def seed_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float):
-    """The seeds' baseline: one conv, one max-pool, a small dense head."""
-    x = layers.Conv2D(filters, kernel_size, activation="relu")(x)
+def seed_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
+             stem_filters: int = 0):
+    """The seeds' baseline: one conv (the stem), one max-pool, a small dense head."""
+    x = layers.Conv2D(stem_filters or filters, kernel_size, activation="relu")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
     x = layers.Dense(dense_units, activation="relu")(x)
@@ -44,29 +46,40 @@ def conv_block(x, width: int, kernel_size: int, convs: int = 1, pool_first: bool
     return x if pool_first else layers.MaxPooling2D()(x)
 
 
+def block_widths(filters: int, stem_filters: int, blocks: int) -> list[int]:
+    """Each conv block's width: `filters` doubled per block, the first block `stem_filters` wide
+    when that is set. (The default's stem is 32, not 24: oneDNN's bf16 kernels work on blocks of
+    16 channels, and a 24-wide stem made each training step about 15 % slower than a 32-wide one
+    on this CPU; README "The model and the profiles".)"""
+    return [stem_filters or filters] + [filters * 2 ** block for block in range(1, blocks)]
+
+
 def bn_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
-           convs_per_block: tuple[int, ...] = (1, 1, 1)):
+           stem_filters: int = 0, convs_per_block: tuple[int, ...] = (1, 1, 1)):
     """One conv block per entry of `convs_per_block` (three: 28 -> 14 -> 7 -> 3 pixels),
     pooling first, doubling the width each block, then dropout -> dense -> dropout -> softmax."""
-    for block, convs in enumerate(convs_per_block):
-        x = conv_block(x, filters * 2 ** block, kernel_size, convs)
+    widths = block_widths(filters, stem_filters, len(convs_per_block))
+    for width, convs in zip(widths, convs_per_block):
+        x = conv_block(x, width, kernel_size, convs)
     return _classifier_head(x, dense_units, dropout)
 
 
-def cnn5(x, filters: int, kernel_size: int, dense_units: int, dropout: float):
+def cnn5(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
+         stem_filters: int = 0):
     """`cnn` with a second conv in the 14x14 and 7x7 blocks: five conv layers. On this CPU the
     extra depth paid more than width or epochs at the same time (README "The model and the
     profiles")."""
-    return bn_cnn(x, filters, kernel_size, dense_units, dropout, convs_per_block=(1, 2, 2))
+    return bn_cnn(x, filters, kernel_size, dense_units, dropout, stem_filters,
+                  convs_per_block=(1, 2, 2))
 
 
 def vgg_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
-            blocks: int = 3):
+            stem_filters: int = 0, blocks: int = 3):
     """VGG-style: `blocks` blocks of two (conv -> batch norm -> ReLU) then max-pool, doubling
     the width each block, and the same head as `cnn`. About 3x `cnn`'s work per image: meant
     for a GPU (the `gpu` profile), where it trains in seconds per epoch."""
-    for block in range(blocks):
-        x = conv_block(x, filters * 2 ** block, kernel_size, convs=2, pool_first=False)
+    for width in block_widths(filters, stem_filters, blocks):
+        x = conv_block(x, width, kernel_size, convs=2, pool_first=False)
     return _classifier_head(x, dense_units, dropout)
 
 

@@ -18,7 +18,7 @@ REGISTERED_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P
 
 def copy_weights(parent: keras.Model, model: keras.Model, model_uri: str) -> keras.Model:
     """Set `model`'s weights to the parent classifier's, layer by layer in order; the shapes
-    must match one to one (same architecture, same filters/kernel_size/dense_units)."""
+    must match one to one (same architecture, same filters/stem_filters/kernel_size/dense_units)."""
     source = classifier(parent)
     parent_shapes = [tuple(w.shape) for w in source.weights]
     model_shapes = [tuple(w.shape) for w in model.weights]

@@ -17,7 +17,8 @@ from fmnist.model.batch_norm import builtin_layer
 
 def hyper_params(params: dict[str, Any]) -> dict[str, Any]:
     """The builder's keyword arguments: the top-level hyper-parameters and the flip."""
-    return {**{key: params[key] for key in ("filters", "kernel_size", "dense_units", "dropout")},
+    return {**{key: params[key] for key in ("filters", "stem_filters", "kernel_size",
+                                            "dense_units", "dropout")},
             "flip": params["train"]["augment"]["flip"]}
 
 
