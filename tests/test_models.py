@@ -45,10 +45,10 @@ def test_cnn5_adds_a_second_conv_to_the_two_deeper_blocks():
     assert model.output_shape == (None, 10)
 
 
-@pytest.mark.parametrize("name, widths", [("seed", [32]), ("cnn", [32, 48, 96]),
+@pytest.mark.parametrize("name, widths", [("seed", [24]), ("cnn", [32, 48, 96]),
                                            ("cnn5", [32, 48, 48, 96, 96]),
                                            ("vgg", [32, 32, 48, 48, 96, 96])])
-def test_stem_filters_widen_only_the_first_block(name, widths):
+def test_stem_filters_widen_only_the_first_block_of_the_block_models(name, widths):
     model = architectures.build_model(name, filters=24, stem_filters=32, **HYPER)
     assert conv_widths(model) == widths
     assert model.output_shape == (None, 10)

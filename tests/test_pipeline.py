@@ -22,8 +22,8 @@ MODEL_NAME = "fashion-mnist-cnn"
 # A 5 % slice of each class, a narrow model, four epochs of small batches (so batch norm
 # statistics settle): every stage runs for real, in about a minute. Slice runs may take
 # `champion` here (by default only full-train-set runs compete).
-SLICE = {"download.source": "local", "preprocess.subset": 0.05, "filters": 8, "train.epochs": 4,
-         "train.batch_size": 32, "promotion.full_train_set_only": False}
+SLICE = {"download.source": "local", "preprocess.subset": 0.05, "filters": 8, "stem_filters": 0,
+         "train.epochs": 4, "train.batch_size": 32, "promotion.full_train_set_only": False}
 
 
 def copy_project(destination: Path) -> Path:

@@ -2,8 +2,8 @@
 
 An architecture is a function from the (augmented) image tensor to class probabilities; every
 one takes the same hyper-parameters (top-level in params.yaml): `filters` is the base width later
-blocks scale from, `stem_filters` the first conv block's width (0: `filters`). `build_model`
-wraps it in a `keras.Model`.
+blocks scale from, `stem_filters` the first conv block's width (0: `filters`; not for `seed`).
+`build_model` wraps it in a `keras.Model`.
 """
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ NUM_CLASSES = 10
 
 def seed_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
              stem_filters: int = 0):
-    """The seeds' baseline: one conv (the stem), one max-pool, a small dense head."""
-    x = layers.Conv2D(stem_filters or filters, kernel_size, activation="relu")(x)
+    """The seeds' baseline: one conv, one max-pool, a small dense head. Its one conv is
+    `filters` wide, as in the seeds' code (`-S filters=32,64` is their grid), so `stem_filters`
+    does not apply here."""
+    x = layers.Conv2D(filters, kernel_size, activation="relu")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
     x = layers.Dense(dense_units, activation="relu")(x)
