@@ -164,6 +164,8 @@ def markdown(results: dict) -> str:
                       f"(1 epoch) {exp['seconds']} s, ran: {', '.join(exp['stages'])}"]
         lines += ["seeds: " + ", ".join(f"{r['seed']}: {r['test_accuracy']:.2%}"
                                         for r in profile["runs"])]
+        if "note" in profile:  # added by hand where a row merges runs or ran beside other jobs
+            lines += [f"note: {profile['note']}"]
     return "\n".join(lines) + "\n"
 
 
