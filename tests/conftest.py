@@ -87,6 +87,13 @@ def project_params(**overrides: Any) -> dict[str, Any]:
     return profiles.apply(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()), overrides)
 
 
+def conv_widths(model) -> list[int]:
+    """The width of each Conv2D layer of a Keras model, in order."""
+    import keras  # here, not at the top: importing keras starts TensorFlow
+
+    return [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
 def git(*args: str, cwd: Path) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}

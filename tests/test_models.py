@@ -10,14 +10,11 @@ from fmnist.data.splits import scale
 from fmnist.errors import ParamsError
 from fmnist.model import architectures, training
 from fmnist.model.batch_norm import FusedBatchNormalization
+from tests.conftest import conv_widths
 
 HYPER = {"kernel_size": 3, "dense_units": 16, "dropout": 0.2}
 RECIPE = {"optimizer": "adam", "learning_rate": 0.01, "lr_schedule": "constant",
           "label_smoothing": 0.0, "epochs": 8, "weight_decay": 0.0}
-
-
-def conv_widths(model: keras.Model) -> list[int]:
-    return [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
 
 
 @pytest.mark.parametrize("filters", [8, 32, 64])

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import yaml
@@ -15,7 +14,7 @@ from fmnist.data import formats, splits
 from fmnist.model.architectures import build_model
 from fmnist.model.training import hyper_params
 from stages import evaluate, train
-from tests.conftest import REAL_DATA_DIR, REPO_ROOT, project_params
+from tests.conftest import REAL_DATA_DIR, REPO_ROOT, conv_widths, project_params
 
 
 @pytest.mark.parametrize("name", profiles.available())
@@ -45,8 +44,7 @@ def test_each_profile_builds_the_widths_it_was_measured_with(name, widths):
     if name != "default":
         profiles.apply(params, profiles.load(name))
     model = build_model(params["train"]["model"], **hyper_params(params))
-    assert [layer.filters for layer in model.layers
-            if isinstance(layer, keras.layers.Conv2D)] == widths
+    assert conv_widths(model) == widths
 
 
 def real_slice(per_class_train: int, test_rows: int) -> dict:
