@@ -37,7 +37,7 @@ def test_expected_profiles_exist():
 
 @pytest.mark.parametrize("name, widths", [
     ("default", [32, 48, 48, 96, 96]),  # params.yaml: a 32-wide stem, blocks from filters 24
-    ("fast", [20, 40, 80]), ("seed", [32]), ("gpu", [64, 64, 128, 128, 256, 256])])
+    ("fast", [16, 32, 64]), ("seed", [32]), ("gpu", [64, 64, 128, 128, 256, 256])])
 def test_each_profile_builds_the_widths_it_was_measured_with(name, widths):
     """The default's stem width must not leak into a profile measured without it."""
     params = project_params()
@@ -113,6 +113,6 @@ def test_cli_prints_a_profile_as_exp_run_flags(capsys):
     assert cli.main(["profile", "fast"]) == 0
     printed = capsys.readouterr().out.split()
     assert printed[::2] == ["-S"] * len(profiles.load("fast"))
-    assert "filters=20" in printed
+    assert "filters=16" in printed
     assert cli.main(["profile", "no-such-profile"]) == 1
     assert "ParamsError" in capsys.readouterr().err
