@@ -112,7 +112,7 @@ def test_non_editable_install_ships_the_profiles(tmp_path):
         cwd=outside, env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "-S filters=20" in result.stdout
+    assert "-S filters=16" in result.stdout
     imported_from = subprocess.run(
         [sys.executable, "-c", "import fmnist; print(fmnist.__file__)"], cwd=outside,
         env={"PYTHONPATH": str(tmp_path / "site")}, capture_output=True, text=True).stdout
