@@ -1,23 +1,45 @@
-# Two commands a user needs:  `make repro` (set up, then run the pipeline) and `make test`.
-# Setup is idempotent: a virtualenv with the pinned dependencies and, where apt is usable,
-# Debian's copy of the data set, chromium (browser tests) and PostgreSQL (the team server).
+# Two commands a user needs: `make repro` (set up, then run the pipeline) and `make test`.
+# Setup comes in layers, each idempotent, so a target installs only what it uses:
+#   repro           the venv with the pinned dependencies + Debian's copy of the data set
+#   test            + the dev and docs extras, chromium (browser tests), PostgreSQL (team tests)
+#   server          + PostgreSQL;  demo: the venv + the data set (its random test images)
+#   docs, docs-build  the venv + the docs extra
+# Debian packages go through apt (as root, or through sudo); without apt a note says what to
+# install by hand.
 PYTHON ?= python3.11
 VENV ?= .venv
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
+PIP := $(VENV)/bin/python -m pip install --quiet -c requirements.lock
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-package browser postgres repro test bench bench-seeds gpu-check ui demo server lock
+.PHONY: setup venv venv-dev venv-docs data-package browser postgres repro test test-fast \
+	docs docs-build bench bench-seeds gpu-check ui demo server lock
 
-setup: $(VENV)/.installed data-package browser postgres
+# Everything `make test` needs (what CI installs).
+setup: venv-dev data-package browser postgres
 
+venv: $(VENV)/.installed
+venv-dev: $(VENV)/.installed-dev
+venv-docs: $(VENV)/.installed-docs
+
+# The pipeline's dependencies only (pyproject.toml; the whole tree pinned in requirements.lock).
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(PIP) -e .
 	touch $@
 
-# Debian packages (as root, or through sudo), skipped when the check in $(1) finds them already.
+# + pytest and its plugins, Playwright, and MkDocs (CI builds the docs too).
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) -e '.[dev,docs]'
+	touch $@ $(VENV)/.installed-docs
+
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PIP) -e '.[docs]'
+	touch $@
+
+# Debian packages, skipped when the check in $(1) finds them already.
 define apt_install
 	@if $(1); then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then echo "note: no apt; install $(2) by hand"; exit 0; fi; \
@@ -37,22 +59,35 @@ browser:
 postgres:
 	$(call apt_install,ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1,postgresql util-linux)
 
-repro: setup
+repro: venv data-package
 	dvc repro
 
+# The whole suite, slow end-to-end, team-server and browser tests included (what CI runs).
 test: setup
 	python -m pytest
 
+# Everything but the tests marked slow (the real `dvc repro` runs): a quick loop while editing.
+test-fast: venv-dev data-package
+	python -m pytest -m "not slow"
+
+# The docs site on http://127.0.0.1:8000, rebuilt on every save.
+docs: venv-docs
+	mkdocs serve
+
+# What CI checks: a broken link or a failing API page stops the build.
+docs-build: venv-docs
+	mkdocs build --strict
+
 # Pipeline benchmark (cold/no-op repro, per stage, accuracy over 3 seeds; about an hour on a
-# 2-core CPU, plus two cold runs of the pre-issue-12 default 48035e8 as the day's speed
-# reference), then prediction latency with the workspace's champion.
-bench: setup
+# 2-core CPU, plus two cold runs of an earlier commit as the day's speed reference), then
+# prediction latency with the workspace's champion. bench/README.md lists every benchmark.
+bench: venv data-package
 	python bench/run.py --reference 48035e8
 	python bench/predict_latency.py
 
-# The seeds' grid through `dvc queue` (4 cells x 3 seeds: about 2 hours on a loaded 2-core
-# CPU), then their recipe on Keras' split and on all 60k images (bench/seed_gap.py).
-bench-seeds: setup
+# The `seed` profile's grid through `dvc queue` (about 2 hours on a loaded 2-core CPU), then
+# its recipe on Keras' split and on all 60k images (bench/seed_gap.py).
+bench-seeds: venv data-package
 	python bench/seed_grid.py
 	python bench/seed_gap.py --variants stratified keras full --seeds 42 43 44
 
@@ -64,22 +99,23 @@ gpu-check:
 
 # MLflow 3.17 opens an experiment on a GenAI overview; the training runs table is its /runs page.
 UI_PORT ?= 5000
-ui: setup
+ui: venv
 	@echo "Training runs: http://127.0.0.1:$(UI_PORT)/#/experiments/$$(python -c 'import mlflow; \
 	  mlflow.set_tracking_uri("sqlite:///$(CURDIR)/mlruns/mlflow.db"); \
 	  e = mlflow.get_experiment_by_name("fashion-mnist"); print(e.experiment_id if e else 1)' \
 	  2>/dev/null)/runs  (tick runs, then Compare, for the side-by-side view)"
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
 
-# The web demo on http://127.0.0.1:7860 with the registry's champion.
-demo: setup
+# The web demo on http://127.0.0.1:7860 with the registry's champion (`make repro` makes one);
+# its random test images come from the data package.
+demo: venv data-package
 	fmnist demo
 
 # The team stack: PostgreSQL (Debian's postgresql package) + mlflow server on 127.0.0.1:5000,
 # data in .team/; Ctrl-C stops both. Then: export MLFLOW_TRACKING_URI=http://127.0.0.1:5000
-server: setup
+server: venv postgres
 	fmnist server
 
-# Re-pin the whole dependency tree after changing pyproject.toml.
-lock:
+# Re-pin the whole dependency tree after changing pyproject.toml (from a venv with every extra).
+lock: venv-dev
 	$(VENV)/bin/python -m pip freeze --exclude-editable > requirements.lock
