@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -155,6 +156,14 @@ def run_tags(manifest: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def run_name() -> str:
+    """The DVC experiment's name (`workspace` under `dvc repro`) and a short random id, e.g.
+    `exp-3f2a1-9c04e2`. MLflow's own generated names come from the `random` module, which the
+    training seed resets, so runs with the same seed all got the same name; `secrets` draws
+    from the OS and is untouched by any seed."""
+    return f"{os.environ.get('DVC_EXP_NAME') or 'workspace'}-{secrets.token_hex(3)}"
+
+
 @contextlib.contextmanager
 def start_run(experiment: str, run_id: str | None = None, **kwargs: Any
               ) -> Iterator[mlflow.ActiveRun]:
@@ -166,6 +175,7 @@ def start_run(experiment: str, run_id: str | None = None, **kwargs: Any
         if run_id is not None:
             active = mlflow.start_run(run_id=run_id)
         else:
+            kwargs.setdefault("run_name", run_name())
             active = mlflow.start_run(experiment_id=experiment_id(experiment), **kwargs)
         with active:
             yield active

@@ -108,3 +108,21 @@ def test_a_model_uri_that_cannot_be_loaded_is_one_named_error_with_its_context(d
     model = build_model("seed", filters=4, kernel_size=3, dense_units=8, dropout=0.0)
     with pytest.raises(ModelLoadError, match=r"^train.init_from: cannot load models:/no-such"):
         initialised(model, missing)
+
+
+def test_runs_after_the_same_seed_get_different_names_led_by_the_experiment(tmp_path,
+                                                                            monkeypatch):
+    """MLflow's generated names come from `random`, which seeding resets: names repeated."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setenv("DVC_EXP_NAME", "wider-filters")
+    names = []
+    for _ in range(2):
+        config.seed_everything(42)
+        with tracking.start_run("names") as run:
+            pass
+        names.append(MlflowClient().get_run(run.info.run_id).info.run_name)
+    assert names[0] != names[1]
+    assert all(name.startswith("wider-filters-") for name in names)
+    monkeypatch.delenv("DVC_EXP_NAME")
+    assert tracking.run_name().startswith("workspace-")
