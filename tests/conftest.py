@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,21 +25,79 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
+def tail(path: Path | None, chars: int = 3000) -> str:
+    """The end of a child's log file (empty when there is none yet)."""
+    return path.read_text(errors="replace")[-chars:] if path and path.exists() else ""
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGKILL the child and its process group (it was started in its own session)."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            process.kill()
+        process.wait()
+
+
+def run_child(args: list[str], *, timeout: float, cwd: Path | None = None,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`subprocess.run` for a child (and its children) that may hang: output captured as text;
+    past `timeout` seconds the whole process group is killed and the test fails showing what the
+    child had written to stdout and stderr."""
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"{args} did not finish within {timeout:g} s\n--- stdout:\n{stdout[-3000:]}"
+                    f"\n--- stderr:\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+def wait_for_line(process: subprocess.Popen, log: Path, text: str, seconds: float,
+                  stderr_log: Path | None = None) -> str:
+    """Return the first line of `log` (the child's output file) that contains `text`; fail the
+    test, showing the log's tail and `stderr_log`'s, when the child exits first or `seconds`
+    pass (then the child is killed)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        lines = [line for line in tail(log, chars=10**9).splitlines() if text in line]
+        if lines:
+            return lines[0]
+        if process.poll() is not None or time.monotonic() > deadline:
+            why = (f"exited with {process.returncode}" if process.poll() is not None
+                   else f"wrote no {text!r} within {seconds:g} s")
+            _stop(process)
+            pytest.fail(f"{process.args} {why}\n--- {log.name}:\n{tail(log)}"
+                        + (f"\n--- {stderr_log.name}:\n{tail(stderr_log)}" if stderr_log else ""))
+        time.sleep(0.2)
+
+
 def wait_for_url(url: str, process: subprocess.Popen, seconds: float,
                  log: Path | None = None) -> None:
     """Return once `url` answers 2xx; fail the test (with the server's log, if any) when the
     process exits first or `seconds` pass."""
     deadline = time.monotonic() + seconds
-    tail = lambda: log.read_text()[-3000:] if log and log.exists() else ""  # noqa: E731
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"{process.args} exited with {process.returncode}:\n{tail()}")
+            pytest.fail(f"{process.args} exited with {process.returncode}:\n{tail(log)}")
         try:
             with urllib.request.urlopen(url, timeout=5):
                 return
         except OSError:  # refused, reset, timed out, or an HTTP error status
             time.sleep(0.5)
-    pytest.fail(f"{url} did not answer within {seconds:g} s:\n{tail()}")
+    pytest.fail(f"{url} did not answer within {seconds:g} s:\n{tail(log)}")
+
+
+def assert_png_has_content(path: Path) -> None:
+    """A figure that is not one flat colour (an empty canvas, an all-zero heat map)."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    assert pixels.std() > 5, f"{path.name} is (nearly) one flat colour: std {pixels.std():.2f}"
 
 
 def make_dataset(per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -3,9 +3,12 @@ clients (KaggleApi, pooch) unchanged; nothing is mocked. Both serve from a backg
 test process, so a subprocess (e.g. `dvc repro`) can talk to them too.
 
 Kaggle: kaggle 2.2.4 reads KAGGLE_API_ENVIRONMENT when it is *imported*; LOCALHOST sends every call to
-http://localhost (port 80). Its TEST setting (localhost:7777) is ignored by KaggleApi, so port 80 it
-is: fine as root, and one fake Kaggle per machine at a time. A download is
-  POST /api/v1/datasets.DatasetApiService/DownloadDataset  {"ownerSlug", "datasetSlug"[, "fileName"]}
+http://localhost (port 80, fixed in kagglesdk; its TEST setting, localhost:7777, is ignored by
+KaggleApi, and no variable names another host or port). What the client does honour, like any
+`requests` user, is HTTP_PROXY: the fake Kaggle listens on a free port of 127.0.0.1 and is named as
+the proxy for http://localhost, so the client's requests reach it in proxy form (absolute URL) and
+no test needs root or port 80. A download is
+  POST http://localhost/api/v1/datasets.DatasetApiService/DownloadDataset  {"ownerSlug", "datasetSlug"[, "fileName"]}
 answered by a 302 to a blob URL that requests follows with a GET, as on kaggle.com.
 """
 from __future__ import annotations
@@ -21,13 +24,14 @@ import socket
 import sys
 import tempfile
 import threading
+import urllib.parse
 import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
-KAGGLE_PORT = 80
+KAGGLE_HOST = "localhost"  # kagglesdk's LOCAL endpoint, http://localhost
 DOWNLOAD_PATH = "/api/v1/datasets.DatasetApiService/DownloadDataset"
 # Proxies configured in CI must not swallow requests meant for the fakes.
 NO_PROXY_ENV = {"NO_PROXY": "localhost,127.0.0.1,::1", "no_proxy": "localhost,127.0.0.1,::1"}
@@ -41,6 +45,7 @@ class RecordedRequest:
     path: str
     body: dict[str, Any]
     authorized: bool  # carried exactly the fake username/key as HTTP Basic auth
+    host: str  # the host the client meant to reach (the proxy-form URL's)
 
 
 @dataclass
@@ -58,10 +63,6 @@ class FakeKaggle:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client must not block shutdown
-
-
-class _QuietServer6(_QuietServer):
-    address_family = socket.AF_INET6
 
 
 class _QuietHandler(BaseHTTPRequestHandler):
@@ -107,10 +108,16 @@ def _zip_folder(folder: Path) -> bytes:
 class _KaggleHandler(_QuietHandler):
     server: Any  # a _QuietServer carrying the attributes set in fake_kaggle
 
+    def _target(self) -> tuple[str, str]:
+        """(host, path) of the request: the client talks to its proxy with absolute URLs."""
+        url = urllib.parse.urlsplit(self.path)
+        return url.hostname or "", url.path
+
     def _record(self, body: dict[str, Any]) -> None:
         expected = "Basic " + base64.b64encode(f"{self.server.fake.username}:{self.server.fake.key}".encode()).decode()
         authorized = hmac.compare_digest(self.headers.get("Authorization", ""), expected)
-        self.server.fake.requests.append(RecordedRequest(self.command, self.path, body, authorized))
+        host, path = self._target()
+        self.server.fake.requests.append(RecordedRequest(self.command, path, body, authorized, host))
 
     def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -133,7 +140,8 @@ class _KaggleHandler(_QuietHandler):
         except ValueError:
             body = {}
         self._record(body)
-        if self.path != DOWNLOAD_PATH:
+        host, path = self._target()
+        if host != KAGGLE_HOST or path != DOWNLOAD_PATH:
             return self._error(404, f"no such endpoint {self.path}")
         if self.server.fail_status:
             return self._error(self.server.fail_status, "Permission denied (fake Kaggle told to fail)")
@@ -148,25 +156,12 @@ class _KaggleHandler(_QuietHandler):
 
     def do_GET(self) -> None:
         self._record({})
-        blob = self.path.removeprefix("/blobs/")
-        if not self.path.startswith("/blobs/") or blob not in self.server.blobs:
+        host, path = self._target()
+        blob = path.removeprefix("/blobs/")
+        if host != KAGGLE_HOST or not path.startswith("/blobs/") or blob not in self.server.blobs:
             return self._error(404, "not found")
         content_type = "application/zip" if blob.endswith(".zip") else "text/csv"
         self._send(200, self.server.blobs[blob], content_type)
-
-
-def _bind_kaggle_servers() -> list[ThreadingHTTPServer]:
-    """127.0.0.1:80, plus [::1]:80 where IPv6 exists, since 'localhost' may resolve to ::1 first."""
-    try:
-        servers: list[ThreadingHTTPServer] = [_QuietServer(("127.0.0.1", KAGGLE_PORT), _KaggleHandler)]
-    except OSError as error:
-        raise RuntimeError(
-            f"fake Kaggle needs 127.0.0.1:{KAGGLE_PORT}, kaggle's LOCALHOST endpoint ({error}); "
-            "run as root and make sure nothing else listens there"
-        ) from error
-    with contextlib.suppress(OSError):
-        servers.append(_QuietServer6(("::1", KAGGLE_PORT), _KaggleHandler))
-    return servers
 
 
 def _check_kaggle_not_imported_for_prod() -> None:
@@ -185,13 +180,15 @@ def fake_kaggle(
     dataset: str = "zalando-research/fashionmnist",
     fail_status: int | None = None,
 ) -> Iterator[FakeKaggle]:
-    """A fake Kaggle on localhost:80 serving `dataset` as a zip of the files in csv_dir (each file
-    also downloadable alone). fail_status (e.g. 403) answers every API call with that error.
+    """A fake Kaggle for http://localhost, on a free port of 127.0.0.1, serving `dataset` as a zip
+    of the files in csv_dir (each file also downloadable alone). fail_status (e.g. 403) answers
+    every API call with that error.
 
     Yields a FakeKaggle whose `env` the client side must use (os.environ / monkeypatch / a
     subprocess's env): KAGGLE_API_ENVIRONMENT=LOCALHOST, fresh fake KAGGLE_USERNAME and KAGGLE_KEY,
     KAGGLE_API_TOKEN="" (kaggle treats empty as unset), KAGGLE_CONFIG_DIR and HOME in a temporary
-    folder (so real credentials on the machine are neither used nor sent) and NO_PROXY.
+    folder (so real credentials on the machine are neither used nor sent), the fake as the HTTP
+    proxy and NO_PROXY for 127.0.0.1 only (so every other local server is still reached directly).
     """
     _check_kaggle_not_imported_for_prod()
     csv_dir = Path(csv_dir)
@@ -199,6 +196,9 @@ def fake_kaggle(
     blobs[f"{dataset.split('/')[1]}.zip"] = _zip_folder(csv_dir)
     username, key = "fake-user", secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="fake-kaggle-home-") as home:
+        server = _QuietServer(("127.0.0.1", 0), _KaggleHandler)
+        proxy = f"http://127.0.0.1:{server.server_address[1]}"
+        no_proxy = "127.0.0.1,::1"  # not localhost: that is the host the client asks for
         fake = FakeKaggle(
             env={
                 "KAGGLE_API_ENVIRONMENT": "LOCALHOST",
@@ -207,16 +207,16 @@ def fake_kaggle(
                 "KAGGLE_API_TOKEN": "",
                 "KAGGLE_CONFIG_DIR": str(Path(home) / ".kaggle"),
                 "HOME": home,
-                **NO_PROXY_ENV,
+                # Both spellings: requests lets the lower-case one win where both are set.
+                "HTTP_PROXY": proxy, "http_proxy": proxy,
+                "NO_PROXY": no_proxy, "no_proxy": no_proxy,
             },
             username=username,
             key=key,
         )
-        servers = _bind_kaggle_servers()
-        for server in servers:
-            server.fake = fake
-            server.dataset, server.fail_status, server.blobs = dataset, fail_status, blobs
-        with _serving(servers):
+        server.fake = fake
+        server.dataset, server.fail_status, server.blobs = dataset, fail_status, blobs
+        with _serving([server]):
             yield fake
 
 
@@ -232,9 +232,14 @@ def silent_server() -> Iterator[str]:
 
 class _HealthOnlyHandler(_QuietHandler):
     """/health says OK, every API call answers 503: a server whose database went away."""
+    server: Any  # a _QuietServer carrying `api_requests`, the paths of the API calls seen
 
     def _answer(self) -> None:
-        status, body = (200, b"OK") if self.path == "/health" else (503, b"database unavailable")
+        if self.path == "/health":
+            status, body = 200, b"OK"
+        else:
+            self.server.api_requests.append(self.path)
+            status, body = 503, b"database unavailable"
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -243,9 +248,18 @@ class _HealthOnlyHandler(_QuietHandler):
     do_GET = do_POST = do_PATCH = do_DELETE = _answer
 
 
+@dataclass
+class BrokenServer:
+    """What `broken_tracking_server` yields: its URI and the API calls it has failed so far."""
+
+    uri: str
+    api_requests: list[str]
+
+
 @contextlib.contextmanager
-def broken_tracking_server() -> Iterator[str]:
+def broken_tracking_server() -> Iterator[BrokenServer]:
     """A tracking server that passes the health check and then fails every request."""
     server = _QuietServer(("127.0.0.1", 0), _HealthOnlyHandler)
+    server.api_requests = []
     with _serving([server]):
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield BrokenServer(f"http://127.0.0.1:{server.server_address[1]}", server.api_requests)

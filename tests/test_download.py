@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,8 @@ from fmnist import jsonfiles
 from fmnist.data import formats
 from fmnist.data.sources import PINNED_SHA256, download, kaggle_credentials_available
 from fmnist.errors import ChecksumError, DataFormatError, DataSourceError, ParamsError
-from tests.fake_servers import NO_PROXY_ENV, fake_http_server, fake_kaggle
+from tests.conftest import run_child
+from tests.fake_servers import KAGGLE_HOST, NO_PROXY_ENV, fake_http_server, fake_kaggle
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -82,14 +82,11 @@ def test_local_real_data_lands_verified_and_replaces_stale_csv(raw_dir: Path) ->
     raw_dir.mkdir(parents=True)
     (raw_dir / formats.CSV_FILES["train"]).write_text("stale from an earlier kaggle run\n")
 
-    started = time.perf_counter()
     manifest = download({"source": "local", "local_dir": str(DEBIAN_DIR)}, raw_dir)
-    elapsed = time.perf_counter() - started
 
     assert_real_idx_manifest(manifest, raw_dir, "local")
     assert manifest["fingerprint"] == formats.fingerprint(formats.read_raw_frames(raw_dir))
     assert sorted(os.listdir(raw_dir)) == sorted([*PINNED_SHA256, formats.MANIFEST])
-    assert elapsed < 5, f"local source took {elapsed:.1f} s"
     assert [p.name for p in raw_dir.parent.iterdir()] == ["raw"]  # no staging left behind
 
 
@@ -143,7 +140,7 @@ def test_kaggle_source_downloads_csvs_without_leaking_the_key(
 
     [asked] = fake.download_requests()
     assert asked.body == {"ownerSlug": "zalando-research", "datasetSlug": "fashionmnist"}
-    assert asked.authorized
+    assert asked.authorized and asked.host == KAGGLE_HOST  # kaggle's own LOCAL endpoint
     assert sorted(os.listdir(raw_dir)) == sorted([*formats.CSV_FILES.values(), formats.MANIFEST])
     frames = formats.read_raw_frames(raw_dir)
     assert {split: len(frame) for split, frame in frames.items()} == {"train": 20, "test": 10}
@@ -254,13 +251,12 @@ def test_stage_exits_cleanly_on_bad_params(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(REPO)}
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True, env=env)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True, timeout=60)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True, env=env,
+                   timeout=300)
     (repo / "params.yaml").write_text("download:\n  source: ftp\n")
 
-    result = subprocess.run(
-        [sys.executable, "-m", "stages.download"], cwd=repo, env=env, capture_output=True, text=True
-    )
+    result = run_child([sys.executable, "-m", "stages.download"], cwd=repo, env=env, timeout=300)
 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
