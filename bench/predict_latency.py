@@ -8,7 +8,8 @@
 
 Usage, from the repo root:  python bench/predict_latency.py [--model-uri URI]
 The model defaults to the champion of the workspace's MLflow store (`dvc repro` makes one).
-Writes bench/predict_latency.json and prints a Markdown table. Other processes on the machine
+Writes bench/predict_latency.json and the report bench/predict_latency.md (`--report-only`
+rewrites the report from the JSON). Other processes on the machine
 skew the figures; the load average at the start is recorded with them.
 """
 from __future__ import annotations
@@ -27,13 +28,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fmnist import config
-from fmnist.data import formats
-from fmnist.errors import PipelineError
-from fmnist.serving import predict
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import report  # noqa: E402
+from fmnist import config  # noqa: E402
+from fmnist.data import formats  # noqa: E402
+from fmnist.errors import PipelineError  # noqa: E402
+from fmnist.serving import predict  # noqa: E402
 
 TEST_IMAGES = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 RESULT_FILE = Path(__file__).with_name("predict_latency.json")
+REPORT_FILE = RESULT_FILE.with_suffix(".md")
 TARGET_P50_MS, TARGET_10K_S = 20.0, 5.0
 
 
@@ -68,6 +72,9 @@ def bench(model_uri: str, repeats: int, rounds: int, images_file: Path) -> dict:
     p50, p95, seconds = float(np.percentile(single, 50)), float(np.percentile(single, 95)), \
         statistics.median(full)
     return {
+        "measured": report.now(),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True, cwd=report.REPO_ROOT).stdout.strip(),
         "model_uri": model_uri,
         "model": {"architecture": model.name, "parameters": int(model.count_params())},
         "single_image_ms": {"p50": round(p50, 2), "p95": round(p95, 2),
@@ -85,19 +92,24 @@ def bench(model_uri: str, repeats: int, rounds: int, images_file: Path) -> dict:
 def markdown(result: dict) -> str:
     single, full = result["single_image_ms"], result["test_set"]
     machine = result["machine"]
+    measured = (report.when(result, result["commit"]) if "commit" in result
+                else result.get("measured") or report.committed(RESULT_FILE))
+    rows = [
+        {"measure": "one PNG, warm, p50", "result": f"{single['p50']:.1f} ms",
+         "target": f"≤ {TARGET_P50_MS:.0f} ms"},
+        {"measure": "one PNG, warm, p95", "result": f"{single['p95']:.1f} ms", "target": ""},
+        {"measure": f"{full['images']:,} test images (idx), end to end",
+         "result": f"{full['seconds']:.2f} s ({full['images_per_second']:,}/s)",
+         "target": f"≤ {TARGET_10K_S:.0f} s"},
+        {"measure": "one `fmnist predict` process, cold",
+         "result": f"{result['cold_cli_seconds']:.1f} s", "target": ""}]
     return "\n".join([
-        f"Predict benchmark: `{result['model']['architecture']}` model "
-        f"({result['model']['parameters']:,} parameters), {machine['cpu']}, {machine['cores']} "
-        f"cores (1-min load average {machine['load_average_1m']:.1f} at start)",
-        "",
-        "| measure | result | target |",
-        "|---|---|---|",
-        f"| one PNG, warm, p50 | {single['p50']:.1f} ms | ≤ {TARGET_P50_MS:.0f} ms |",
-        f"| one PNG, warm, p95 | {single['p95']:.1f} ms | |",
-        f"| {full['images']:,} test images (idx), end to end | {full['seconds']:.2f} s "
-        f"({full['images_per_second']:,}/s) | ≤ {TARGET_10K_S:.0f} s |",
-        f"| one `fmnist predict` process, cold | {result['cold_cli_seconds']:.1f} s | |",
-    ])
+        report.header("predict_latency.py --report-only", RESULT_FILE,
+                      f"Predict benchmark: `{result['model']['architecture']}` model "
+                      f"({result['model']['parameters']:,} parameters), {machine['cpu']}, "
+                      f"{machine['cores']} cores (1-min load average "
+                      f"{machine['load_average_1m']:.1f} at start), measured {measured}."),
+        report.table(rows), ""])
 
 
 def main() -> int:
@@ -106,7 +118,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--images", type=Path, default=TEST_IMAGES, help="idx file of images")
+    parser.add_argument("--report-only", action="store_true",
+                        help=f"rewrite {REPORT_FILE.name} from {RESULT_FILE.name}; run nothing")
     args = parser.parse_args()
+    if args.report_only:
+        REPORT_FILE.write_text(markdown(json.loads(RESULT_FILE.read_text())), encoding="utf-8")
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -118,6 +135,7 @@ def main() -> int:
               "to register a champion, or pass --model-uri)", file=sys.stderr)
         return 1
     RESULT_FILE.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    REPORT_FILE.write_text(markdown(result), encoding="utf-8")
     print(markdown(result))
     return 0
 

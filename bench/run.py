@@ -37,6 +37,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 from bench.figures import accuracy_vs_time  # noqa: E402
+from bench import report  # noqa: E402
 from fmnist import plots, profiles  # noqa: E402
 
 BENCH_DIR = REPO_ROOT / "bench"
@@ -131,41 +132,51 @@ def bench_profile(profile: str, seeds: int, workdir: Path, overheads: bool) -> d
 def machine() -> dict:
     import keras
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"measured": report.now(),
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "python": platform.python_version(), "keras_backend": keras.backend.backend(),
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
                                      capture_output=True, text=True).stdout.strip()}
 
 
-def markdown(results: dict) -> str:
-    lines = ["| profile | machine | cold `dvc repro` (s) | train (s) | test accuracy "
-             "(mean ± std, n) |", "|---|---|---|---|---|"]
+def markdown(results: dict, source: Path) -> str:
+    """The report: one row per profile, then each profile's details. The train column is the
+    cold run's train stage: the other seeds' train times may overlap other work (see notes)."""
+    rows = []
     for name, profile in results["profiles"].items():
         where = profile["machine"]
-        lines.append(
-            f"| {name} | {where['cores']} cores, {where['keras_backend']}, {where['commit']} | "
-            f"{profile['cold_repro']['seconds']} | "
-            f"{statistics.mean(profile['train_seconds']):.0f} | "
-            f"{profile['test_accuracy_mean']:.2%} ± {profile['test_accuracy_std']:.2%}, "
-            f"{len(profile['runs'])} |")
+        rows.append({
+            "profile": name, "commit": where["commit"],
+            "measured": report.when(where, where["commit"]),
+            "machine": f"{where['cpu']}, {where['cores']} cores, {where['keras_backend']}",
+            "precision": profile.get("precision", ""),
+            "cold `dvc repro` (s)": profile["cold_repro"]["seconds"],
+            "its train stage (s)": profile["cold_repro"]["stages"].get("train", ""),
+            "test accuracy": f"{profile['test_accuracy_mean']:.2%} ± "
+                             f"{profile['test_accuracy_std']:.2%}",
+            "seeds": len(profile["runs"])})
+    lines = [report.header("run.py --report-only", source,
+                           "Pipeline benchmark: each profile in a fresh clone, cold DVC cache."),
+             report.table(rows)]
     for name, profile in results["profiles"].items():
-        lines += ["", f"**{name}**: per-stage wall time of the cold `dvc repro` (s): "
+        lines += ["", f"**{name}**", "", "- per-stage wall time of the cold `dvc repro` (s): "
                   + ", ".join(f"{k} {v}" for k, v in profile["cold_repro"]["stages"].items())]
         if "speed_reference" in profile:
             reference = profile["speed_reference"]
-            lines += [f"{reference['cold_vs_reference']:.2f}x the cold `dvc repro` of "
+            lines += [f"- {reference['cold_vs_reference']:.2f}x the cold `dvc repro` of "
                       f"{reference['commit']} in the same session ("
                       + " / ".join(f"{run['cold_repro_seconds']} s" for run in reference["runs"])
                       + " before / after the profiles)"]
         if "noop_repro_seconds" in profile:
             exp = profile["exp_run_filters_64_one_epoch"]
-            lines += [f"no-op `dvc repro` {profile['noop_repro_seconds']} s, `dvc status` "
+            lines += [f"- no-op `dvc repro` {profile['noop_repro_seconds']} s, `dvc status` "
                       f"{profile['status_seconds']} s; `dvc exp run -S filters=64` "
                       f"(1 epoch) {exp['seconds']} s, ran: {', '.join(exp['stages'])}"]
-        lines += ["seeds: " + ", ".join(f"{r['seed']}: {r['test_accuracy']:.2%}"
-                                        for r in profile["runs"])]
-        if "note" in profile:  # added by hand where a row merges runs or ran beside other jobs
-            lines += [f"note: {profile['note']}"]
+        lines += ["- seeds (test accuracy; train seconds): " + ", ".join(
+            f"{r['seed']}: {r['test_accuracy']:.2%}; {seconds} s"
+            for r, seconds in zip(profile["runs"], profile["train_seconds"]))]
+        if "note" in profile:  # conditions recorded with the run (e.g. other jobs alongside)
+            lines += [f"- note: {profile['note']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -184,7 +195,12 @@ def main() -> None:
     parser.add_argument("--reference", metavar="COMMIT",
                         help="also time a cold `dvc repro` of this earlier commit, before and "
                              "after the profiles, as the day's speed reference")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the Markdown report and figure from --out; run nothing")
     args = parser.parse_args()
+    if args.report_only:
+        write_report(json.loads(args.out.read_text()), args.out)
+        return
     # Profiles measured earlier (possibly elsewhere, e.g. the GPU one) are kept.
     results = json.loads(args.out.read_text()) if args.out.exists() else {"profiles": {}}
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as workdir:
@@ -206,9 +222,13 @@ def main() -> None:
                     "cold_vs_reference": round(profile["cold_repro"]["seconds"]
                                                / reference_seconds, 3)}
             args.out.write_text(json.dumps(results, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(results))
+    write_report(results, args.out)
+    print(markdown(results, args.out))
+
+
+def write_report(results: dict, out: Path) -> None:
+    out.with_suffix(".md").write_text(markdown(results, out))
     plot(results)
-    print(markdown(results))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from mlflow import MlflowClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+from bench import report  # noqa: E402
 from bench.run import machine, prepare_clone, run_timed  # noqa: E402
 
 BENCH_DIR = REPO_ROOT / "bench"
@@ -116,21 +117,26 @@ def percent(row: dict, key: str) -> str:
     return f"{row[f'{key}_mean']:.2%} ± {row[f'{key}_std']:.2%}"
 
 
-def markdown(results: dict) -> str:
-    lines = ["| `filters` | `dropout` | val accuracy | best epoch's val accuracy | test accuracy | "
-             "seeds run | the seeds' report |", "|---|---|---|---|---|---|---|"]
-    for row in results["cells"]:
-        reported = f"{row['seeds_reported']:.1%}" if row["seeds_reported"] else ""
-        lines.append(f"| {row['filters']} | {row['dropout']:g} | {percent(row, 'val_accuracy')} "
-                     f"| {percent(row, 'best_val_accuracy')} | {percent(row, 'test_accuracy')} "
-                     f"| {len(row['seeds'])} ({', '.join(map(str, row['seeds']))}) | {reported} |")
+def markdown(results: dict, source: Path = BENCH_DIR / "seed_grid.json") -> str:
+    where = results["machine"]
+    rows = [{"`filters`": row["filters"], "`dropout`": f"{row['dropout']:g}",
+             "val accuracy": percent(row, "val_accuracy"),
+             "best epoch's val accuracy": percent(row, "best_val_accuracy"),
+             "test accuracy": percent(row, "test_accuracy"),
+             "seeds run": f"{len(row['seeds'])} ({', '.join(map(str, row['seeds']))})",
+             "the seeds' report": f"{row['seeds_reported']:.1%}" if row["seeds_reported"] else ""}
+            for row in results["cells"]]
+    lines = [report.header("seed_grid.py --report-only", source,
+                           f"The `seed` profile's grid through `dvc queue`: {where['cores']} "
+                           f"cores, {where['keras_backend']}, measured "
+                           f"{report.when(where, where['commit'])}."),
+             report.table(rows)]
     lines += ["", "Per run (val / test accuracy after the last epoch, the best epoch's val "
               "accuracy, train seconds, registry decision):", ""]
     lines += [f"- {r['filters']}/{r['dropout']:g}, seed {r['seed']}: {r['val_accuracy']:.2%} / "
               f"{r['test_accuracy']:.2%}, best val {r['best_val_accuracy']:.2%} at epoch "
               f"{r['best_val_epoch']}, {r['train_seconds']:.0f} s, version {r['version']} "
               f"{r['promotion']}" for r in results["runs"]]
-    where = results["machine"]
     lines += ["", f"{where['cores']} cores, {where['keras_backend']}, commit {where['commit']}; "
               f"status {results['status']}"]
     return "\n".join(lines) + "\n"
@@ -138,7 +144,7 @@ def markdown(results: dict) -> str:
 
 def write(results: dict, out: Path) -> None:
     out.write_text(json.dumps(results, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(results))
+    out.with_suffix(".md").write_text(markdown(results, out))
 
 
 def start_grid(clone: Path, args: argparse.Namespace) -> None:
@@ -183,14 +189,19 @@ def main() -> None:
     parser.add_argument("--attach", type=Path, metavar="CLONE",
                         help="follow a grid already queued in CLONE (kept afterwards)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "seed_grid.json")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the Markdown report from --out; run nothing")
     args = parser.parse_args()
+    if args.report_only:
+        args.out.with_suffix(".md").write_text(markdown(json.loads(args.out.read_text()), args.out))
+        return
     if args.attach:
         results = follow(args.attach.resolve(), args)
     else:
         with tempfile.TemporaryDirectory(prefix="fmnist-seed-grid-") as workdir:
             start_grid(Path(workdir) / "seed", args)
             results = follow(Path(workdir) / "seed", args)
-    print(markdown(results))
+    print(markdown(results, args.out))
 
 
 if __name__ == "__main__":

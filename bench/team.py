@@ -30,9 +30,11 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+from bench import report  # noqa: E402
 from fmnist import profiles, server  # noqa: E402
 
 BENCH_DIR = REPO_ROOT / "bench"
+RESULT_FILE = BENCH_DIR / "team_results.json"
 SLICE = {"download.source": "local", "preprocess.subset": 0.05, "filters": 8, "train.epochs": 4,
          "train.batch_size": 32, "promotion.full_train_set_only": False}
 # Two disjoint sets of three experiments (identical ones would be restored from DVC's run cache).
@@ -127,7 +129,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=24, help="per-epoch metric rows to log")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite team_results.md from team_results.json; run nothing")
     args = parser.parse_args()
+    if args.report_only:
+        RESULT_FILE.with_suffix(".md").write_text(markdown(json.loads(RESULT_FILE.read_text())))
+        return
     default_train = statistics.mean(json.loads((BENCH_DIR / "results.json").read_text())
                                     ["profiles"]["default"]["train_seconds"])
     home = Path(tempfile.mkdtemp(prefix="fmnist-bench-team-", dir="/tmp"))
@@ -135,7 +142,8 @@ def main() -> None:
     stack = server.StackConfig(home, port=server.free_port(), db_port=server.free_port())
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_TRACKING_URI": stack.tracking_uri,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    results: dict = {"machine": {"cpu": platform.machine(), "cores": os.cpu_count(),
+    results: dict = {"measured": report.now(),
+                     "machine": {"cpu": platform.machine(), "cores": os.cpu_count(),
                                  "note": "shared with other jobs while measured"}}
     mlflow_server = None
     try:
@@ -169,26 +177,27 @@ def main() -> None:
         server.stop_postgres(stack)
         shutil.rmtree(home, ignore_errors=True)
 
-    (BENCH_DIR / "team_results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (BENCH_DIR / "team_results.md").write_text(markdown(results))
+    RESULT_FILE.write_text(json.dumps(results, indent=2) + "\n")
+    RESULT_FILE.with_suffix(".md").write_text(markdown(results))
     print(markdown(results))
 
 
 def markdown(results: dict) -> str:
-    tracking, queue = results["tracking_per_run"], results["queue"]
-    lines = ["| store | tracking calls per run (median s) | share of default train time |",
-             "|---|---|---|"]
-    for name in ("sqlite", "server"):
-        lines.append(f"| {name} | {tracking[name]['median_s']} | "
-                     f"{tracking[name]['share_of_default_train']:.2%} |")
-    lines += ["", f"Default train time {tracking['default_train_seconds']} s "
-                  f"(bench/results.json); {tracking['epochs_logged']} epochs of metrics logged.",
-              "", "| three queued experiments (5 % slice, 2 epochs) | wall (s) |", "|---|---|",
-              f"| `dvc queue start -j 1` | {queue['three_experiments_j1_s']} |",
-              f"| `dvc queue start -j 2` | {queue['three_experiments_j2_s']} |",
-              "", f"Machine: {results['machine']['cores']} cores, "
-                  f"{results['machine']['note']}.", ""]
-    return "\n".join(lines)
+    tracking, queue, machine = results["tracking_per_run"], results["queue"], results["machine"]
+    measured = results.get("measured") or report.committed(RESULT_FILE)
+    stores = [{"store": name, "tracking calls per run (median s)": tracking[name]["median_s"],
+               "share of default train time": f"{tracking[name]['share_of_default_train']:.2%}"}
+              for name in ("sqlite", "server")]
+    queues = [{"three queued experiments (5 % slice)": f"`dvc queue start -j {workers}`",
+               "wall (s)": queue[f"three_experiments_j{workers}_s"]} for workers in (1, 2)]
+    return "\n".join([
+        report.header("team.py --report-only", RESULT_FILE,
+                      f"Team-mode benchmark: {machine['cpu']}, {machine['cores']} cores "
+                      f"({machine['note']}), measured {measured}."),
+        report.table(stores), "",
+        f"Default train time {tracking['default_train_seconds']} s (bench/results.json at the "
+        f"time); {tracking['epochs_logged']} epochs of metrics logged.", "",
+        report.table(queues), ""])
 
 
 if __name__ == "__main__":
