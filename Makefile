@@ -12,6 +12,7 @@ DATA_DIR ?= /usr/share/datasets/fashion-mnist
 PIP := $(VENV)/bin/python -m pip install --quiet -c requirements.lock
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: setup venv venv-dev venv-docs data-package browser postgres repro test test-fast \
 	docs docs-build bench bench-seeds gpu-check ui demo server lock
