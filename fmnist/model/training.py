@@ -54,15 +54,17 @@ def cpu_has_bf16(cpuinfo: Path = CPU_FLAGS) -> bool:
         return False
 
 
-def resolve_precision(name: str) -> str:
+def resolve_precision(name: str, backend: str | None = None, cpuinfo: Path = CPU_FLAGS) -> str:
     """`auto` -> mixed_bfloat16 on the TensorFlow backend with a CPU that has bf16 units,
     float32 anywhere else (elsewhere bf16 maths is emulated, and the JAX/GPU profiles were
-    measured in float32)."""
+    measured in float32). `backend` (default: Keras' own) and `cpuinfo` are what the choice
+    reads, passed in so it can be checked for every answer on any machine."""
     if name not in PRECISIONS:
         raise ParamsError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
     if name != "auto":
         return name
-    bf16 = keras.backend.backend() == "tensorflow" and cpu_has_bf16()
+    backend = backend or keras.backend.backend()
+    bf16 = backend == "tensorflow" and cpu_has_bf16(cpuinfo)
     return "mixed_bfloat16" if bf16 else "float32"
 
 
