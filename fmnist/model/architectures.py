@@ -36,8 +36,8 @@ def seed_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float
 def conv_block(x, width: int, kernel_size: int, convs: int = 1, pool_first: bool = True):
     """`convs` times conv -> batch norm -> ReLU at `width`, halved by one max-pool. With
     `pool_first` the pool comes right after the last conv, so that conv's batch norm and ReLU
-    run on a quarter of the values: 20-30 % less time per epoch on a CPU, no accuracy loss seen
-    in trials. Without it the pool ends the block (VGG's order)."""
+    run on a quarter of the values: cheaper on a CPU, with no accuracy loss seen
+    (docs/decisions/cnn5.md). Without it the pool ends the block (VGG's order)."""
     for conv in range(convs):
         # No bias: batch norm's shift makes it redundant.
         x = layers.Conv2D(width, kernel_size, padding="same", use_bias=False)(x)
@@ -50,9 +50,8 @@ def conv_block(x, width: int, kernel_size: int, convs: int = 1, pool_first: bool
 
 def block_widths(filters: int, stem_filters: int, blocks: int) -> list[int]:
     """Each conv block's width: `filters` doubled per block, the first block `stem_filters` wide
-    when that is set. (The default's stem is 32, not 24: oneDNN's bf16 kernels work on blocks of
-    16 channels, and a 24-wide stem made each training step about 15 % slower than a 32-wide one
-    on this CPU; README "The model and the profiles".)"""
+    when that is set: oneDNN's bf16 kernels work on blocks of 16 channels, so the stem's width
+    decides much of a step's cost (docs/decisions/stem-width.md)."""
     return [stem_filters or filters] + [filters * 2 ** block for block in range(1, blocks)]
 
 
@@ -68,9 +67,8 @@ def bn_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
 
 def cnn5(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
          stem_filters: int = 0):
-    """`cnn` with a second conv in the 14x14 and 7x7 blocks: five conv layers. On this CPU the
-    extra depth paid more than width or epochs at the same time (README "The model and the
-    profiles")."""
+    """`cnn` with a second conv in the 14x14 and 7x7 blocks: five conv layers. On a CPU the
+    extra depth paid more than width or epochs at the same time (docs/decisions/cnn5.md)."""
     return bn_cnn(x, filters, kernel_size, dense_units, dropout, stem_filters,
                   convs_per_block=(1, 2, 2))
 
@@ -120,7 +118,7 @@ def build_model(name: str, flip: bool = False, **hyper_params) -> keras.Model:
 
 def with_flip_averaging(model: keras.Model) -> keras.Model:
     """Test-time augmentation: the mean of the model's probabilities for each image and its
-    mirror image (+0.1-0.5 points here for a model trained with flips). It wraps the trained model,
+    mirror image (docs/decisions/flip-averaging.md). It wraps the trained model,
     so the saved model predicts this way wherever it is loaded: evaluate, `fmnist predict`,
     `mlflow models serve`."""
     height, width, _ = INPUT_SHAPE

@@ -1,9 +1,8 @@
 """Batch normalization that trains through TensorFlow's fused kernel (FusedBatchNormV3).
 
 Keras 3 trains batch norm as separate ops (moments, then normalize, upcast to float32 under
-mixed precision); tf.keras 2 used the fused kernel. On the project's 2-core CPU batch norm is
-about a fifth of a training step, and the fused kernel makes the whole step about 7.5 % faster
-(bench/cpu_candidates.json, `speed_probes`). Only the training step changes: inference, other
+mixed precision); tf.keras 2 used the fused kernel, which makes a CPU training step noticeably
+cheaper (docs/decisions/fused-batch-norm.md). Only the training step changes: inference, other
 backends and configurations the kernel does not cover run Keras' own code, and the saved model
 holds Keras' built-in layer instead (`builtin_layer`, same weights), so it loads without this
 project's code, as `mlflow models serve` needs.
