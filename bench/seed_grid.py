@@ -34,7 +34,7 @@ from bench.run import machine, prepare_clone, run_timed  # noqa: E402
 BENCH_DIR = REPO_ROOT / "bench"
 EXPERIMENT = "fashion-mnist"
 MODEL_NAME = "fashion-mnist-cnn"
-# What the seeds reported per cell (README's grid table; they gave no figure for 32/0.3).
+# What the baseline reported per cell (docs/decisions/baseline-gap.md; none for 32/0.3).
 SEEDS_REPORTED = {(32, 0.0): 0.911, (64, 0.0): 0.916, (64, 0.3): 0.919}
 
 

@@ -1,5 +1,5 @@
 """The team stack: PostgreSQL (Debian's `postgresql` package) holding MLflow's runs and registry,
-and `mlflow server` in front of it, serving the artifacts from a directory (or S3, see README).
+and `mlflow server` in front of it, serving the artifacts from a directory (or S3, see docs/team.md).
 
 `fmnist server` runs both in the foreground until Ctrl-C or SIGTERM, then stops both. The
 PostgreSQL cluster lives in a project-local folder (`.team/postgres`, git-ignored), listens on
