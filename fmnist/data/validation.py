@@ -17,6 +17,7 @@ from fmnist.config import METRICS_DIR, REPORTS_DIR
 from fmnist.data.expectations import (CLASS_BALANCE, IMAGES, TRAIN_OVERLAP, build_suites,
                                       derive_batches)
 from fmnist.data.formats import SPLITS
+from fmnist.data.offline_docs import use_vendored_assets
 
 DOCS_DIR = REPORTS_DIR / "data_docs"
 DOCS_SITE = "fashion_mnist"
@@ -55,6 +56,7 @@ def validate_batches(batches: dict[tuple[str, str], pd.DataFrame],
             batch_parameters={"dataframe": batches[(split, batch)]})
     shutil.rmtree(docs_dir, ignore_errors=True)  # the docs show this run only, not old runs too
     context.build_data_docs(site_names=[DOCS_SITE])
+    use_vendored_assets(docs_dir)  # GX's pages load their scripts from CDNs: blank offline
     return results
 
 
