@@ -26,6 +26,11 @@ class DataFormatError(PipelineError):
     """A data file cannot be decoded (bad magic number, wrong shape, bad CSV header)."""
 
 
+class DataLandingError(PipelineError):
+    """A verified download cannot be moved into data/raw (the previous data/raw is kept); not
+    a DataSourceError, so `download.source: auto` does not fetch again from the next source."""
+
+
 class ValidationFailed(PipelineError):
     """One or more Great Expectations checks failed."""
 

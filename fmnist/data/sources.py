@@ -31,7 +31,8 @@ from fmnist.data.formats import (
     read_raw_frames,
     sha256_file,
 )
-from fmnist.errors import ChecksumError, DataFormatError, DataSourceError, ParamsError
+from fmnist.errors import (ChecksumError, DataFormatError, DataLandingError,
+                           DataSourceError, ParamsError)
 from fmnist.jsonfiles import write_json
 
 # Zalando's release as shipped by Debian's dataset-fashion-mnist and the S3 mirror.
@@ -298,14 +299,21 @@ def _staging_dir(raw_dir: Path) -> Iterator[Path]:
 def _swap_into_place(staging: Path, raw_dir: Path) -> None:
     """Replace raw_dir by staging; the old folder, with any files of the other format, goes."""
     retired = staging.with_name(staging.name + "-old")
-    if raw_dir.exists():
-        raw_dir.rename(retired)
     try:
-        staging.rename(raw_dir)
-    except OSError:
-        if retired.exists():  # put the previous output back rather than leave no data/raw
-            retired.rename(raw_dir)
-        raise
+        if raw_dir.exists():
+            raw_dir.rename(retired)
+        try:
+            staging.rename(raw_dir)
+        except OSError:
+            if retired.exists():  # put the previous output back rather than leave no data/raw
+                retired.rename(raw_dir)
+            raise
+    except OSError as error:
+        kept = (f"the previous data is in {retired}" if retired.exists()
+                else f"{raw_dir} is as it was")
+        raise DataLandingError(
+            f"cannot put the download in place at {raw_dir} ({error.strerror or error}); {kept}; "
+            f"make {raw_dir} a folder you can write (or remove it) and run again") from error
     shutil.rmtree(retired, ignore_errors=True)
 
 
