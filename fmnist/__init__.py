@@ -22,3 +22,12 @@ Split by concern; stages and the CLI import from here, never the other way round
 - profiles/    named parameter sets as `dvc exp run -S` flags
 - cli:         the `fmnist` command
 """
+import os as _os
+
+# TensorFlow reads its C++ log level once, when it loads, and every stage and the `fmnist`
+# command import this package before Keras, so an environment default set here is the one that
+# works (a setting in the caller's environment wins). 3 keeps only fatal lines: what TensorFlow
+# merely logs in a normal run is start-up chatter and the harmless `E0000 ... NodeDef mentions
+# attribute use_unbounded_threadpool` lines of Keras' tf.data input pipeline; every error that
+# matters is raised as a Python exception. TF_CPP_MIN_LOG_LEVEL=0 shows everything again.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -204,11 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def quiet_environment() -> None:
-    """Quiet TensorFlow's start-up chatter and MLflow's download bars; effective only before
-    they load. TF_ENABLE_ONEDNN_OPTS=0: the "oneDNN custom operations are on" line is printed
-    before any log level applies; those kernels speed up training, not a few predictions.
-    setdefault: a user's own setting wins."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Quiet TensorFlow's oneDNN line and MLflow's download bars (the log level is set in
+    fmnist/__init__.py); effective only before they load. TF_ENABLE_ONEDNN_OPTS=0: the "oneDNN
+    custom operations are on" line is printed before any log level applies; those kernels speed
+    up training, not a few predictions. setdefault: a user's own setting wins."""
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 

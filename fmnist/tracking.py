@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -207,11 +208,22 @@ def serving_requirements() -> list[str]:
     return requirements
 
 
-def _save_keras_model(path: str, **kwargs: Any) -> None:
+def _save_keras_model(path: str, mlflow_model: Model, **kwargs: Any) -> None:
     # MLflow 3.17.2's keras flavor writes the input example before it creates the model folder
     # (FileNotFoundError); creating the folder first is the whole fix.
     os.makedirs(path, exist_ok=True)
-    mlflow.keras.save_model(path=path, **kwargs)
+    mlflow.keras.save_model(path=path, mlflow_model=mlflow_model, **kwargs)
+    from fmnist.serving import keras_pyfunc  # imports Keras: only when a model is logged
+
+    # pyfunc (`mlflow models serve`, pyfunc.load_model) loads through keras_pyfunc, shipped in
+    # the model's code/ folder: MLflow's own loader with predictions quiet (no progress bar
+    # per request). The keras flavor, which fmnist itself loads, is unchanged.
+    code = Path(path) / "code"
+    code.mkdir(exist_ok=True)
+    shutil.copyfile(keras_pyfunc.__file__, code / f"{keras_pyfunc.MODULE_NAME}.py")
+    mlflow_model.flavors["python_function"].update(loader_module=keras_pyfunc.MODULE_NAME,
+                                                   code="code")
+    mlflow_model.save(os.path.join(path, "MLmodel"))
 
 
 _KERAS_FLAVOR = SimpleNamespace(__name__="mlflow.keras", save_model=_save_keras_model)

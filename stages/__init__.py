@@ -4,3 +4,4 @@ download -> validate -> preprocess -> train -> evaluate -> register (see dvc.yam
 Each step is a short `main` that reads its params, calls the `fmnist` library and writes the
 step's outputs. Nothing imports from here.
 """
+import fmnist  # noqa: F401  first, so its TensorFlow log level is set before a stage imports Keras

@@ -126,3 +126,18 @@ def test_runs_after_the_same_seed_get_different_names_led_by_the_experiment(tmp_
     assert all(name.startswith("wider-filters-") for name in names)
     monkeypatch.delenv("DVC_EXP_NAME")
     assert tracking.run_name().startswith("workspace-")
+
+
+def test_the_logged_model_predicts_through_pyfunc_without_a_progress_bar(dvc_workspace, capfd):
+    """`mlflow models serve` answers through pyfunc: a Keras progress bar per request was noise."""
+    from tests.registry_helpers import log_candidate, make_dataset, tiny_model
+
+    dvc_workspace()
+    run_id = log_candidate(val_accuracy=0.9, test_accuracy=0.9)
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    images = np.asarray(make_dataset(per_class=1)[0], dtype="float32")[..., None] / 255
+    capfd.readouterr()
+    served = np.asarray(loaded.predict(images))
+    printed = capfd.readouterr()
+    assert "step" not in printed.out + printed.err, printed
+    assert served == pytest.approx(tiny_model().predict(images, verbose=0), abs=1e-6)
