@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
@@ -114,10 +115,30 @@ def restore_hint(stage: str | None = None, dvc_file: Path = Path("dvc.yaml")) ->
     return "; previous outputs: " + " and ".join(commands) if commands else ""
 
 
+def params_hint(params_file: Path = Path("params.yaml")) -> str:
+    """How to get the committed params back: `dvc exp run` writes its -S values (a profile, a
+    fine-tune's train.init_from) into the workspace's params.yaml and leaves them there, so after
+    a failed experiment the next run would start from them. Said only under DVC, in the
+    workspace itself, when params.yaml differs from git HEAD."""
+    if not os.environ.get("DVC_STAGE"):
+        return ""
+    root = os.environ.get("DVC_ROOT")
+    if root and Path(root).resolve() != Path.cwd().resolve():
+        return ""  # a queued or --temp run changed a copy's params, not the workspace's
+    try:
+        differs = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", str(params_file)],
+                                 capture_output=True, timeout=30).returncode == 1
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return (f"; {params_file} differs from git HEAD (an experiment's -S values stay in it): "
+            f"`git checkout {params_file}` restores it") if differs else ""
+
+
 def stage_entry(main: Callable[[], None]) -> Callable[[], None]:
     """Wrap a stage's main: PipelineError -> one clear line on stderr and exit code 1; SIGINT
     and SIGTERM -> one line and 130 / 143. Under `dvc repro` the line also says how to get the
-    stage's previous outputs back (DVC removed them before the stage ran)."""
+    stage's previous outputs back (DVC removed them before the stage ran) and, after an
+    experiment changed params.yaml, the committed params."""
 
     @functools.wraps(main)
     def wrapper() -> None:
@@ -125,7 +146,8 @@ def stage_entry(main: Callable[[], None]) -> Callable[[], None]:
         try:
             main()
         except PipelineError as error:
-            print(f"error: {type(error).__name__}: {error}{restore_hint()}", file=sys.stderr)
+            print(f"error: {type(error).__name__}: {error}{restore_hint()}{params_hint()}",
+                  file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt:
             print(f"error: interrupted{restore_hint()}", file=sys.stderr)

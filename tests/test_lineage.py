@@ -125,3 +125,52 @@ def test_runs_name_their_data_show_insight_and_fine_tune_from_the_champion(dvc_w
     train.main()
     digests = {d.dataset.digest for d in last_run(root).inputs.dataset_inputs}
     assert digests == {second["fingerprint"][:32]}
+
+
+def test_a_parent_that_no_longer_fits_names_the_command_that_clears_it():
+    hyper = {"kernel_size": 3, "dense_units": 8, "dropout": 0.0}
+    with pytest.raises(ModelShapeError) as error:
+        copy_weights(build_model("cnn", filters=4, **hyper),
+                     build_model("cnn", filters=6, **hyper), "models:/m@champion")
+    assert '`dvc exp run -S train.init_from=""`' in str(error.value)
+    assert "`git checkout params.yaml`" in str(error.value)
+
+
+def committed_params_repo(root, monkeypatch):
+    """A git repo whose params.yaml is committed, as the cwd of a stage DVC runs there."""
+    import subprocess
+
+    root.mkdir()
+    (root / "params.yaml").write_text("filters: 24\n")
+    for args in (["init", "-q"], ["add", "params.yaml"], ["commit", "-q", "-m", "params"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root,
+                       check=True, capture_output=True, timeout=30)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("DVC_STAGE", "train")
+    monkeypatch.setenv("DVC_ROOT", str(root))
+
+
+def failing_stage_line(capsys) -> str:
+    from fmnist.errors import stage_entry
+
+    @stage_entry
+    def main():
+        raise ModelShapeError("train.init_from models:/m@champion does not fit")
+
+    with pytest.raises(SystemExit):
+        main()
+    return capsys.readouterr().err.strip()
+
+
+def test_a_failed_stage_says_how_to_restore_params_an_experiment_left(tmp_path, monkeypatch,
+                                                                      capsys):
+    committed_params_repo(tmp_path / "workspace", monkeypatch)
+    assert "params.yaml" not in failing_stage_line(capsys)  # unchanged: nothing to restore
+    (tmp_path / "workspace" / "params.yaml").write_text("filters: 64\n")  # `-S filters=64`
+    line = failing_stage_line(capsys)
+    assert len(line.splitlines()) == 1
+    assert line.endswith("; params.yaml differs from git HEAD (an experiment's -S values stay "
+                         "in it): `git checkout params.yaml` restores it")
+    # A queued or --temp run works in a copy: the workspace's params.yaml was never touched.
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert "params.yaml" not in failing_stage_line(capsys)

@@ -28,7 +28,9 @@ def copy_weights(parent: keras.Model, model: keras.Model, model_uri: str) -> ker
         raise ModelShapeError(
             f"train.init_from {model_uri} is a {source.name!r} model whose weights do not fit "
             f"train.model {model.name!r} with these params ({first}); train the same "
-            "architecture and sizes as the parent, or clear train.init_from")
+            "architecture and sizes as the parent, or clear it: "
+            '`dvc exp run -S train.init_from=""` (or `git checkout params.yaml`, which an '
+            "earlier fine-tune's `dvc exp run` left it in)")
     model.set_weights(source.get_weights())
     return model
 
