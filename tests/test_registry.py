@@ -88,7 +88,8 @@ def test_promote_and_rollback_move_champion_and_record_why(dvc_workspace, capsys
         register.main()
     capsys.readouterr()
 
-    assert cli.main(["promote", "3", "--reason", "better on shirts, checked by hand"]) == 0
+    assert cli.main(["promote", "3", "--force",  # worse on validation: needs --force
+                     "--reason", "better on shirts, checked by hand"]) == 0
     assert capsys.readouterr().out.strip() == (
         "champion: version 2 (val accuracy 0.8500) -> version 3 (val accuracy 0.7000)")
     tags = client.get_model_version(NAME, "3").tags
@@ -288,9 +289,7 @@ def test_runs_hides_failed_and_unfinished_runs_unless_all(dvc_workspace, capsys)
     assert rows[0].split()[1] == "FINISHED"  # 0.80 sorts above the failed run's 0.18
 
 
-# Validation accuracies measured on this project's split (seed 42): the default CNN, and the four
-# cells of the seeds' grid with their recipe (bench/seed_grid.md); test accuracy is never compared.
-DEFAULT_VAL, DEFAULT_TEST = 0.9495, 0.9395  # the committed default run (metrics/)
+# The seeds' grid as bench/seed_grid.md measured it: (filters, dropout) -> (val, test) accuracy.
 SEED_GRID = {(32, 0.0): (0.9030, 0.8978), (32, 0.3): (0.9168, 0.9082),
              (64, 0.0): (0.9072, 0.8962), (64, 0.3): (0.9169, 0.9058)}
 
@@ -299,11 +298,13 @@ def test_seed_grid_runs_cannot_take_champion_from_the_default(dvc_workspace):
     """The seeds' grid (`dvc exp run --queue $(fmnist profile seed) -S filters=32,64 -S
     dropout=0,0.3`) holds out the seeds' 20 % for validation, the default 10 % (issue 12), so
     preprocess records another split and register finds its runs not comparable: each becomes
-    `challenger` with that reason, and the default stays champion whatever the grid scores."""
+    `challenger` with that reason, and the default stays champion whatever the grid scores:
+    here every grid run beats it on validation, so only the comparability rule can keep it."""
     root = dvc_workspace()
     client = registry.client()
     default_split = config.load_params()["preprocess"]["val_split"]
-    log_candidate(DEFAULT_VAL, DEFAULT_TEST, val_split=default_split)
+    default_val = min(val for val, _ in SEED_GRID.values()) - 0.01
+    log_candidate(default_val, test_accuracy=0.5, val_split=default_split)
     register.main()
     assert champion_and_challenger(client) == ("1", "1")
 
