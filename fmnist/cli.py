@@ -1,7 +1,7 @@
 """`fmnist`: the model registry and predictions from the terminal.
 
   fmnist runs [--all]                           leaderboard: finished runs, params, accuracies, versions
-  fmnist promote VERSION --reason "..."         move `champion` by hand
+  fmnist promote VERSION --reason "..."         move `champion` by hand (--force: to a worse one)
   fmnist rollback --reason "..."                undo the latest champion move still in force
   fmnist history                                every champion move: who, when, why
   fmnist server                                 the team stack: PostgreSQL + MLflow server
@@ -48,7 +48,8 @@ def _describe(version: Any) -> str:
 def cmd_promote(args: argparse.Namespace) -> int:
     from fmnist import registry
 
-    old, new = registry.promote(registry.client(), _model_name(args), args.version, args.reason)
+    old, new = registry.promote(registry.client(), _model_name(args), args.version, args.reason,
+                                force=args.force)
     print(f"champion: {_describe(old)} -> {_describe(new)}")
     return 0
 
@@ -157,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     promote = command("promote", cmd_promote, "make VERSION the champion, recording who/why/when")
     promote.add_argument("version")
     promote.add_argument("--reason", help="why (required; recorded on the version)")
+    promote.add_argument("--force", action="store_true",
+                         help="also a version not comparable with the champion, or worse on "
+                              "validation")
     rollback = command("rollback", cmd_rollback,
                        "undo the latest champion move still in force (walks back, never cycles)")
     rollback.add_argument("--reason", help="why (required; recorded on both versions)")

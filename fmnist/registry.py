@@ -312,16 +312,41 @@ def _require_reason(reason: str | None, command: str) -> str:
     return reason.strip()
 
 
-def promote(mlflow_client: MlflowClient, name: str, version: str | int, reason: str | None
-            ) -> tuple[ModelVersion | None, ModelVersion]:
+def why_force(mlflow_client: MlflowClient, target: ModelVersion,
+              champion: ModelVersion | None) -> str | None:
+    """Why moving `champion` to `target` by hand needs --force: it is not comparable with the
+    champion (other data or split), or its validation accuracy is lower; None when it is not."""
+    if champion is None:
+        return None
+    why_not = not_comparable(target.tags, champion.tags, full_train_set_only=False)
+    if why_not is not None:
+        return f"not comparable with champion version {champion.version}: {why_not}"
+    try:
+        target_val, champion_val = (val_accuracy(mlflow_client, target),
+                                    val_accuracy(mlflow_client, champion))
+    except RegistryError as error:
+        return str(error).split(";")[0]
+    if target_val < champion_val:
+        return (f"val accuracy {target_val:.4f} is below champion version {champion.version}'s "
+                f"{champion_val:.4f}")
+    return None
+
+
+def promote(mlflow_client: MlflowClient, name: str, version: str | int, reason: str | None,
+            force: bool = False) -> tuple[ModelVersion | None, ModelVersion]:
     """Move `champion` to `version` by hand; returns (old champion or None, new champion).
-    Any version may be promoted by hand, comparable or not: the reason says why."""
+    A version that is not comparable with the champion, or worse on validation, needs
+    `force`: the reason then says why it should serve anyway."""
     reason = _require_reason(reason, f"promote {version}")
     target = get_version(mlflow_client, name, version)
     with champion_lock(mlflow_client, name):
         current = by_alias(mlflow_client, name, CHAMPION)
         if current is not None and current.version == target.version:
             raise RegistryError(f"version {target.version} is already the champion")
+        why = None if force else why_force(mlflow_client, target, current)
+        if why is not None:
+            raise RegistryError(f"version {target.version}: {why}; promote it anyway with "
+                                f'`fmnist promote {target.version} --force --reason "..."`')
         _move_champion(mlflow_client, name, target.version, "manual", reason, current)
     return current, get_version(mlflow_client, name, target.version)
 
