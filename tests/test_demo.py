@@ -53,3 +53,18 @@ def test_a_random_test_image_is_written_as_the_png_a_user_would_upload(tmp_path)
     path = demo.random_test_image(images, np.random.default_rng(0), tmp_path)
     index = int(path.rsplit("-", 1)[1].removesuffix(".png"))
     assert np.array_equal(inputs.load(path)[1][0], images[index])
+
+
+def test_the_answer_shows_the_upload_as_the_model_saw_it_beside_the_prediction(tmp_path):
+    images = real_test_images(1)
+    [png] = export_pngs(images, tmp_path)
+    answer = demo.answer(tiny_model(), str(png), "m")
+    assert answer.image.shape == (224, 224) and answer.image.dtype == np.uint8
+    assert np.array_equal(answer.image[::8, ::8], images[0])  # nearest pixels, nothing invented
+    # A dark garment photographed on white is shown inverted: what the model was given.
+    photo = Image.fromarray(255 - np.kron(images[0], np.ones((10, 10), dtype=np.uint8)))
+    photo.save(tmp_path / "photo.png")
+    shown = demo.answer(tiny_model(), str(tmp_path / "photo.png"), "m").image
+    assert shown[::8, ::8].mean() < 128 and np.array_equal(shown[::8, ::8],
+                                                           inputs.load(tmp_path / "photo.png")[1][0])
+    assert demo.answer(tiny_model(), None, "m").image is None

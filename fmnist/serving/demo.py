@@ -1,6 +1,6 @@
 """The web demo (Gradio): upload an image or draw a random test image; the champion (or any
-MLflow model URI) answers with its top-3 classes, a Grad-CAM overlay of where it looked, and
-which registered version and alias answered.
+MLflow model URI) answers with the image as the model saw it, its top-3 classes, a Grad-CAM
+overlay of where it looked, and which registered version and alias answered.
 
 The image goes through the same code as `fmnist predict` (fmnist.serving.inputs to a 28x28
 light-on-dark image, fmnist.serving.predict for scaling and probabilities), so the demo and the
@@ -28,10 +28,13 @@ OVERLAY_SCALE = 8   # 28 px -> 224 px, nearest pixels
 
 @dataclass(frozen=True)
 class Answer:
-    """What the page shows for one image; `message` alone when there is nothing to predict."""
+    """What the page shows for one image; `message` alone when there is nothing to predict.
+    `image` is the upload as the model saw it (28x28, light garment on dark), enlarged like the
+    overlay, so a visitor sees what was predicted beside the prediction."""
     top: list[dict[str, Any]]
     overlay: np.ndarray | None
     message: str
+    image: np.ndarray | None = None
 
 
 def describe_model(model_uri: str) -> str:
@@ -82,7 +85,14 @@ def answer(model: Any, path: str | Path | None, answered_by: str) -> Answer:
         lines.append(f"**Warning:** this image {warning}.")
     if len(names) > 1:
         lines.append(f"The file holds {len(names)} images; this is the first.")
-    return Answer(top, gradcam.overlay(image[0], heat, scale=OVERLAY_SCALE), "\n\n".join(lines))
+    return Answer(top, gradcam.overlay(image[0], heat, scale=OVERLAY_SCALE), "\n\n".join(lines),
+                  enlarged(image[0]))
+
+
+def enlarged(image: np.ndarray, scale: int = OVERLAY_SCALE) -> np.ndarray:
+    """A 28x28 uint8 image as (28*scale, 28*scale) with nearest pixels: a 28-px image is too
+    small to see, and smoothing would show detail the model never had."""
+    return np.kron(image, np.ones((scale, scale), dtype=np.uint8))
 
 
 def _visitor_text(error: InputFileError, path: str | Path | None) -> str:
@@ -111,7 +121,7 @@ def build(model: Any, model_uri: str, test_images: np.ndarray, seed: int | None 
     def show(path: str | None):
         result = answer(model, path, answered_by)
         label = {c["class"]: c["probability"] for c in result.top} or None
-        return label, result.overlay, result.message
+        return result.image, label, result.overlay, result.message
 
     with gr.Blocks(title="Fashion-MNIST demo") as app:
         gr.Markdown(f"# Fashion-MNIST: what is this garment?\nModel: **{answered_by}** "
@@ -123,10 +133,12 @@ def build(model: Any, model_uri: str, test_images: np.ndarray, seed: int | None 
                 pick = gr.Button("Random test image", elem_id="random")
             with gr.Column():
                 message = gr.Markdown(elem_id="answer")
+                seen = gr.Image(label="Your image, as the model sees it (28x28)", type="numpy",
+                                image_mode="L", elem_id="input", interactive=False)
                 label = gr.Label(num_top_classes=3, label="Top-3 classes", elem_id="top3")
                 overlay = gr.Image(label="Grad-CAM: where the model looked", type="numpy",
                                    elem_id="gradcam", interactive=False)
-        upload.change(show, upload, [label, overlay, message])
+        upload.change(show, upload, [seen, label, overlay, message])
         pick.click(lambda: random_test_image(test_images, rng, folder), None, upload)
     return app
 
