@@ -61,7 +61,7 @@ def wait_for_line(process: subprocess.Popen, log: Path, text: str, seconds: floa
                   stderr_log: Path | None = None) -> str:
     """Return the first line of `log` (the child's output file) that contains `text`; fail the
     test, showing the log's tail and `stderr_log`'s, when the child exits first or `seconds`
-    pass (then the child is killed)."""
+    pass. Stopping a child still running is the caller's (a `finally`), as only it knows how."""
     deadline = time.monotonic() + seconds
     while True:
         lines = [line for line in tail(log, chars=10**9).splitlines() if text in line]
@@ -70,7 +70,6 @@ def wait_for_line(process: subprocess.Popen, log: Path, text: str, seconds: floa
         if process.poll() is not None or time.monotonic() > deadline:
             why = (f"exited with {process.returncode}" if process.poll() is not None
                    else f"wrote no {text!r} within {seconds:g} s")
-            _stop(process)
             pytest.fail(f"{process.args} {why}\n--- {log.name}:\n{tail(log)}"
                         + (f"\n--- {stderr_log.name}:\n{tail(stderr_log)}" if stderr_log else ""))
         time.sleep(0.2)

@@ -133,9 +133,14 @@ def test_sigterm_mid_training_fails_the_run_in_one_line(dvc_workspace, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
     logs = tmp_path / "train-logs"
     child = start_logged([sys.executable, "-m", "stages.train"], logs, cwd=root, env=env)
-    wait_for_line(child, logs / "stdout.log", "Epoch 3/", HANG_S, logs / "stderr.log")
-    os.killpg(child.pid, signal.SIGTERM)
-    _, err = finish(child, logs)
+    try:
+        wait_for_line(child, logs / "stdout.log", "Epoch 3/", HANG_S, logs / "stderr.log")
+        os.killpg(child.pid, signal.SIGTERM)
+        _, err = finish(child, logs)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
     assert child.returncode == 143, err
     assert err.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
     assert "Traceback" not in err
@@ -166,6 +171,7 @@ def test_a_server_lost_mid_run_costs_no_training(dvc_workspace, tmp_path, no_pro
          str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         server_logs)
     env = {**os.environ, "PYTHONPATH": str(code), "PYTHONUNBUFFERED": "1"}
+    child = None
     try:
         wait_for_url(f"{uri}/health", mlflow_server, seconds=HANG_S,
                      log=server_logs / "stderr.log")
@@ -176,9 +182,10 @@ def test_a_server_lost_mid_run_costs_no_training(dvc_workspace, tmp_path, no_pro
         os.killpg(mlflow_server.pid, signal.SIGKILL)  # the server host goes away mid-fit
         stdout, err = finish(child, train_logs)
     finally:
-        if mlflow_server.poll() is None:
-            os.killpg(mlflow_server.pid, signal.SIGKILL)
-        mlflow_server.wait()
+        for process in (mlflow_server, child):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
     assert child.returncode == 1 and "Epoch 12/12" in stdout, err  # the fit went on to the end
     assert err.strip().splitlines()[-1].startswith(
         f"error: TrackingUnavailable: lost MLflow tracking server {uri} mid-run")
