@@ -156,7 +156,7 @@ def git(*args: str, cwd: Path) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout
+                          text=True, timeout=300).stdout
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def dvc_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
         root = tmp_path / name
         root.mkdir()
         git("init", "-q", cwd=root)
-        subprocess.run(["dvc", "init", "-q"], cwd=root, check=True)
+        subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, timeout=300)
         (root / "params.yaml").write_text(yaml.safe_dump(project_params(**overrides)))
         monkeypatch.chdir(root)
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

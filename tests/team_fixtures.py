@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -16,7 +15,7 @@ import pytest
 import requests
 
 from fmnist.server import free_port, stop_group
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, wait_for_line
 
 START_TIMEOUT_S = 240  # initdb + MLflow's ~60 tables on a loaded 2-core CPU
 
@@ -41,11 +40,7 @@ def team_server() -> Iterator[TeamServer]:
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while "team server ready" not in (home / "server.out").read_text():
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"fmnist server did not start:\n{(home / 'server.out').read_text()}")
-            time.sleep(0.5)
+        wait_for_line(server, home / "server.out", "team server ready", START_TIMEOUT_S)
         assert requests.get(f"{uri}/health", timeout=5).ok
         yield TeamServer(uri, home, db_port)
     finally:
