@@ -249,7 +249,8 @@ def test_rollback_walks_back_and_never_cycles(dvc_workspace, capsys):
     for val_accuracy in (0.80, 0.85):
         log_candidate(val_accuracy, test_accuracy=0.5)
         register.main()
-    assert cli.main(["promote", "1", "--reason", "v2 fails on shirts"]) == 0
+    assert cli.main(["promote", "1", "--force",  # worse on validation: needs --force
+                     "--reason", "v2 fails on shirts"]) == 0
     champions = []
     for attempt in range(4):
         code = cli.main(["rollback", "--reason", f"attempt {attempt}"])
