@@ -47,13 +47,6 @@ def timed(call) -> float:
     return time.perf_counter() - started
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def bench(model_uri: str, repeats: int, rounds: int, images_file: Path) -> dict:
     model = predict.load_model(model_uri)
     with tempfile.TemporaryDirectory() as folder:
@@ -84,7 +77,7 @@ def bench(model_uri: str, repeats: int, rounds: int, images_file: Path) -> dict:
         "cold_cli_seconds": round(cold, 2),
         "targets_met": {"p50_le_20ms": p50 <= TARGET_P50_MS,
                         "test_set_le_5s": seconds <= TARGET_10K_S},
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
+        "machine": {"cpu": report.cpu_name(), "cores": os.cpu_count(),
                     "load_average_1m": os.getloadavg()[0], "python": platform.python_version()},
     }
 

@@ -5,6 +5,7 @@ A report is generated, never edited: rerun the script (or its `--report-only`) t
 """
 from __future__ import annotations
 
+import platform
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,6 +13,15 @@ from pathlib import Path
 import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_name() -> str:
+    """The CPU's model name (what a timing or a float32/bf16 result depends on)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def now() -> str:

@@ -2,6 +2,7 @@
 (installed by `make setup` / .ci/run through apt; nothing is downloaded at test time)."""
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -9,8 +10,10 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
+from PIL import Image
 
 from fmnist import tracking
 from fmnist.server import free_port, stop_group
@@ -76,6 +79,11 @@ def test_demo_answers_an_upload_with_the_models_prediction(dvc_workspace, tmp_pa
         assert f"Prediction: {expected[0]}" in text
         assert "fashion-mnist-cnn version 1 (alias champion)" in text
         assert page.locator("#gradcam img").count() == 1
+        # A blank map is jet's dark blue over the image everywhere; a real one runs warm.
+        heat = np.asarray(Image.open(io.BytesIO(page.locator("#gradcam img").screenshot()))
+                          .convert("RGB")).astype(int)
+        warm = (heat[..., 0] > heat[..., 2] + 60).mean()
+        assert warm > 0.01, f"the demo's Grad-CAM is {warm:.2%} warm: a blank map"
         page.screenshot(path=str(tmp_path / "demo.png"))
         if SCREENSHOT:
             page.screenshot(path=SCREENSHOT)

@@ -225,3 +225,35 @@ def test_bad_data_from_kaggle_stops_the_pipeline_at_validate(pipeline_repo, data
     assert kaggle.key not in result.stdout + result.stderr
     assert processed.read_bytes() == good_processed
     assert (pipeline_repo / "metrics" / "evaluate.json").read_text() == good_metrics
+
+
+def test_gradcam_explains_the_trained_default_model(baseline):
+    """On the model the pipeline trained (the default architecture, a real data slice): the
+    maps are not blank, they are faithful (blacking out the pixels they rank hottest lowers the
+    class probability faster than blacking out random pixels), and the committed figure shows
+    them (jet's warm colours, which a blank map never reaches)."""
+    import keras
+    import numpy as np
+    from PIL import Image
+
+    from fmnist.insight import gradcam
+
+    model = keras.saving.load_model(baseline.repo / "models" / "model.keras")
+    with np.load(baseline.repo / "data" / "processed" / "test.npz") as split:
+        images = split["images"][:200]
+    classes = model.predict(images, verbose=0).argmax(axis=1)
+    maps = gradcam.heatmaps(model, images, classes)
+    non_degenerate = np.mean([heat.max() > 0 and heat.std() > 1e-3 for heat in maps])
+    assert non_degenerate >= 0.95, f"only {non_degenerate:.0%} of the maps show anything"
+
+    explained = gradcam.deletion_curve(model, images, classes, maps)
+    random_maps = np.random.default_rng(0).random(maps.shape)
+    random = gradcam.deletion_curve(model, images, classes, random_maps)
+    assert explained[1:].mean() < random[1:].mean() - 0.02, (explained, random)
+
+    figure = np.asarray(Image.open(baseline.repo / "metrics" / "figures" / "gradcam.png")
+                        .convert("RGB")).astype(int)
+    red, green, blue = figure[..., 0], figure[..., 1], figure[..., 2]
+    # Jet's yellow-to-orange (hot); the captions' crimson has little green, so it is not counted.
+    hot = ((red > blue + 60) & (green > blue + 60)).mean()
+    assert hot > 0.001, f"the Grad-CAM figure is {hot:.3%} hot: blank maps"

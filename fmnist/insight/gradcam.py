@@ -1,15 +1,24 @@
-"""Grad-CAM (Selvaraju et al., 2017): where in the image the evidence for a class lies.
+"""Class activation maps: where in the image the evidence for a class lies.
 
-The last convolution's feature maps, weighted by the mean gradient of the class score over
-each map, summed, ReLU'd, scaled to [0, 1] per image and resized to the image. The class
-score is the class's logit relative to the mean logit, recovered from the softmax output
-(log p_c - mean_j log p_j = z_c - mean_j z_j): unlike the probability it keeps its gradient when
-the model is confident, and it needs no surgery on the output layer.
+HiResCAM (Draelos & Carin, 2020), a Grad-CAM variant: the gradient of the class score with
+respect to a feature map, multiplied element-wise by that map, summed over channels, ReLU'd,
+scaled to [0, 1] per image and resized to the image. Plain Grad-CAM averages the gradient over
+the map first, which is right for a global-average-pooling head; these models end in flatten ->
+dense, where each cell has its own weights, so the average throws away where the gradient
+points. The map explained is the last ReLU'd one at the last convolution's resolution
+(`fmnist.model.anatomy.explained_layer`), where a positive product means evidence for the class.
+docs/insight.md shows the measurements behind this choice.
+
+The class score is the class's logit relative to the mean logit, recovered from the softmax
+output (log p_c - mean_j log p_j = z_c - mean_j z_j): unlike the probability it keeps its
+gradient when the model is confident, and it needs no surgery on the output layer.
 
 A flip-averaged model is explained through the trained classifier it wraps, on the image as
 given. Gradients come from TensorFlow's GradientTape or jax.grad, whichever backend Keras runs.
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -17,20 +26,21 @@ from matplotlib import colormaps
 from PIL import Image
 
 from fmnist.errors import ModelShapeError, UnsupportedBackend
-from fmnist.model.anatomy import classifier, last_conv_layer
+from fmnist.model.anatomy import classifier, explained_layer
 
 _LOG_FLOOR = 1e-30  # float32 keeps it; log(0) would poison the gradient
+DELETION_FRACTIONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 
 
-def split_at_last_conv(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(features: image -> last conv maps, head: maps -> probabilities) of the classifier."""
+def split_at_explained_map(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """(features: image -> explained maps, head: maps -> probabilities) of the classifier."""
     inner = classifier(model)
-    conv = last_conv_layer(inner)
-    features = keras.Model(inner.input, conv.output)
+    layer = explained_layer(inner)
+    features = keras.Model(inner.input, layer.output)
     try:  # Keras cuts the graph at an intermediate tensor by giving it an Input of its own
-        head = keras.Model(conv.output, inner.output)
-    except ValueError as error:  # e.g. a skip connection from before the conv into the head
-        raise ModelShapeError(f"cannot split {inner.name!r} after {conv.name!r}: {error}") \
+        head = keras.Model(layer.output, inner.output)
+    except ValueError as error:  # e.g. a skip connection from before the layer into the head
+        raise ModelShapeError(f"cannot split {inner.name!r} after {layer.name!r}: {error}") \
             from error
     return features, head
 
@@ -66,7 +76,7 @@ def _gradient(head: keras.Model, maps: np.ndarray, classes: np.ndarray) -> np.nd
 
 def heatmaps(model: keras.Model, images: np.ndarray, classes: np.ndarray | None = None
              ) -> np.ndarray:
-    """Grad-CAM maps in [0, 1], one per image, at the image's size (N, H, W).
+    """Class activation maps (HiResCAM) in [0, 1], one per image, at the image's size (N, H, W).
 
     images: the model's input, scaled (N, H, W, 1) floats. classes: the class to explain per
     image; default the model's own prediction."""
@@ -74,11 +84,29 @@ def heatmaps(model: keras.Model, images: np.ndarray, classes: np.ndarray | None 
     if classes is None:
         classes = np.asarray(model.predict(images, verbose=0)).argmax(axis=1)
     classes = np.asarray(classes, dtype="int32")
-    features, head = split_at_last_conv(model)
+    features, head = split_at_explained_map(model)
     maps = np.asarray(features(images, training=False))
-    weights = _gradient(head, maps, classes).mean(axis=(1, 2))  # (N, channels)
-    cams = np.maximum(np.einsum("nhwc,nc->nhw", maps, weights), 0.0)
+    cams = np.maximum((_gradient(head, maps, classes) * maps).sum(axis=-1), 0.0)
     return np.stack([normalise(resize(cam, images.shape[1:3])) for cam in cams])
+
+
+def deletion_curve(model: keras.Model, images: np.ndarray, classes: np.ndarray,
+                   heats: np.ndarray, fractions: Sequence[float] = DELETION_FRACTIONS
+                   ) -> np.ndarray:
+    """A faithfulness check: the mean probability of each image's class after blacking out
+    (the background's value) the `fraction` of its pixels that `heats` ranks hottest, one value
+    per fraction. A map that points at the evidence makes it fall faster than a random one."""
+    images = np.asarray(images, dtype="float32")
+    count, pixels = len(images), int(np.prod(images.shape[1:3]))
+    order = np.argsort(-np.asarray(heats).reshape(count, pixels), axis=1, kind="stable")
+    rows = np.arange(count)[:, None]
+    curve = []
+    for fraction in fractions:
+        flat = images.reshape(count, pixels).copy()
+        flat[rows, order[:, :int(round(fraction * pixels))]] = 0.0
+        probabilities = np.asarray(model.predict(flat.reshape(images.shape), verbose=0))
+        curve.append(float(probabilities[np.arange(count), classes].mean()))
+    return np.array(curve)
 
 
 def normalise(heat: np.ndarray) -> np.ndarray:
