@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from fmnist import profiles
 from fmnist.data import formats
+from fmnist.model.evaluation import read_per_class
 from tests.conftest import REAL_DATA_DIR, REPO_ROOT, assert_png_has_content, git, run_child
 from tests.fake_servers import NO_PROXY_ENV, fake_kaggle, silent_server
 
@@ -120,7 +121,10 @@ def test_repro_runs_every_stage_and_logs_to_mlflow(baseline):
                                            "evaluate", "register"]
     metrics = yaml.safe_load((pipeline_repo / "metrics" / "evaluate.json").read_text())
     assert metrics["test_accuracy"] > 0.5  # four epochs on 2.7k images; chance is 0.1
-    assert sum(c["support"] for c in metrics["per_class"].values()) == 10000
+    assert set(metrics) == {"test_accuracy", "test_loss", "macro_f1", "misclassified"}
+    per_class = read_per_class(pipeline_repo / "metrics" / "per_class.csv")
+    assert sum(c["support"] for c in per_class.values()) == 10000
+    assert sum(c["misclassified"] for c in per_class.values()) == metrics["misclassified"]
     validation = yaml.safe_load((pipeline_repo / "metrics" / "validation.json").read_text())
     assert validation["success"] is True
     history = (pipeline_repo / "metrics" / "train_history.csv").read_text().splitlines()

@@ -11,6 +11,7 @@ import yaml
 from fmnist import config, jsonfiles, profiles
 from fmnist.data import formats, splits
 from fmnist.model.architectures import build_model
+from fmnist.model.evaluation import read_per_class
 from fmnist.model.training import hyper_params
 from stages import evaluate, train
 from tests.conftest import REAL_DATA_DIR, REPO_ROOT, conv_widths, project_params, run_child
@@ -100,8 +101,8 @@ def test_gpu_profile_trains_under_jax_on_cpu(dvc_workspace):
     header, rows = history[0].split(","), [list(map(float, line.split(","))) for line in history[1:]]
     losses = [row[header.index("loss")] for row in rows]
     assert len(rows) == 3 and losses[-1] < losses[0]
-    metrics = jsonfiles.read_json(root / "metrics" / "evaluate.json")
-    assert sum(c["support"] for c in metrics["per_class"].values()) == 200
+    per_class = read_per_class(root / "metrics" / "per_class.csv")
+    assert sum(c["support"] for c in per_class.values()) == 200
     from mlflow.tracking import MlflowClient
 
     from fmnist import tracking

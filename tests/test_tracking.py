@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from fmnist import config, jsonfiles, tracking
 from fmnist.model import anatomy, training
+from fmnist.model.evaluation import read_per_class
 from stages import evaluate, train
 from tests.conftest import write_tiny_splits
 
@@ -90,6 +91,14 @@ def test_train_and_evaluate_log_one_complete_run(dvc_workspace):
     assert evaluated["test_accuracy"] == pytest.approx(
         float(np.mean(logged_predictions.argmax(1) == parts["test"][1])))
     assert len((root / "metrics" / "test_predictions.csv").read_text().splitlines()) == 51
+    # The DVC metrics hold the headline only; the per-class table is its own file (50 test
+    # images, 5 per class) and per-class F1 still reaches MLflow.
+    assert set(evaluated) == {"test_accuracy", "test_loss", "macro_f1", "misclassified"}
+    per_class = read_per_class(root / "metrics" / "per_class.csv")
+    assert [c["support"] for c in per_class.values()] == [5] * 10
+    assert sum(c["misclassified"] for c in per_class.values()) == evaluated["misclassified"]
+    assert run.data.metrics["test_f1.Trouser"] == pytest.approx(per_class["Trouser"]["f1"])
+    assert "evaluation/per_class.csv" in artifacts
 
 
 

@@ -1,5 +1,9 @@
 """Scoring a model on the test set: accuracy, loss, per-class report, confusion matrix, and the
-{actual, predicted} rows `dvc plots` draws its confusion matrix from."""
+{actual, predicted} rows `dvc plots` draws its confusion matrix from.
+
+The headline numbers are the DVC metrics (metrics/evaluate.json, columns of `dvc exp show`); the
+per-class table (fifty values) is a plain output beside them, metrics/per_class.csv, so the
+experiments table stays readable."""
 from __future__ import annotations
 
 import csv
@@ -11,9 +15,14 @@ from sklearn.metrics import classification_report, confusion_matrix
 from fmnist.data import formats
 
 
+PER_CLASS_COLUMNS = ("precision", "recall", "f1", "support", "misclassified")
+
+
 def score(labels: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray
-          ) -> tuple[dict, np.ndarray]:
-    """Test metrics and the confusion matrix from true labels, predictions and probabilities."""
+          ) -> tuple[dict, dict[str, dict], np.ndarray]:
+    """From true labels, predictions and probabilities: the headline test metrics, the
+    per-class figures ({class: {precision, recall, f1, support, misclassified}}) and the
+    confusion matrix."""
     picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
     report = classification_report(labels, predicted, labels=range(len(formats.CLASS_NAMES)),
                                    target_names=formats.CLASS_NAMES, output_dict=True,
@@ -30,8 +39,25 @@ def score(labels: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray
         "test_loss": float(-np.mean(np.log(picked))),  # same cross-entropy Keras reports
         "macro_f1": report["macro avg"]["f1-score"],
         "misclassified": int(np.sum(labels != predicted)),
-        "per_class": per_class,
-    }, matrix
+    }, per_class, matrix
+
+
+def write_per_class(per_class: dict[str, dict], path: Path) -> None:
+    """One row per class: class, precision, recall, f1, support, misclassified."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["class", *PER_CLASS_COLUMNS])
+        writer.writerows([name, *(values[column] for column in PER_CLASS_COLUMNS)]
+                         for name, values in per_class.items())
+
+
+def read_per_class(path: Path) -> dict[str, dict]:
+    """metrics/per_class.csv back as {class: {precision, recall, f1: float, support,
+    misclassified: int}}."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["class"]: {column: (int(row[column]) if column in ("support", "misclassified")
+                                        else float(row[column])) for column in PER_CLASS_COLUMNS}
+                for row in csv.DictReader(handle)}
 
 
 def write_predictions(labels: np.ndarray, predicted: np.ndarray, path: Path) -> None:
