@@ -30,11 +30,7 @@ import yaml  # noqa: E402
 
 from fmnist import config, profiles  # noqa: E402
 from fmnist.data import formats, splits  # noqa: E402
-from fmnist.model.architectures import build_model  # noqa: E402
-from fmnist.model.augmentation import training_wrapper  # noqa: E402
-from fmnist.model.training import (accuracy, compile_model, fit,  # noqa: E402
-                                   hyper_params, saved_model, use_distribution,
-                                   use_precision)
+from fmnist.model.training import accuracy, train  # noqa: E402
 
 DEFAULT_DATA = Path("/usr/share/datasets/fashion-mnist")
 
@@ -90,29 +86,19 @@ def load_data(data_dir: Path, params: dict) -> dict:
 def train_once(profile: str, seed: int, data_dir: Path, overrides: dict) -> dict:
     params = load_params(profile, {**overrides, "seed": seed})
     parts = load_data(data_dir, params)
-    config.seed_everything(seed)
-    train_params = params["train"]
-    use_distribution(train_params["distribution"], train_params["batch_size"])
-    precision = use_precision(train_params["precision"])
-    model = build_model(train_params["model"], **hyper_params(params))
-    augment = train_params["augment"]
-    steps = -(-len(parts["train"][1]) // train_params["batch_size"])
-    trainer = compile_model(training_wrapper(model, augment["shift"], augment["erase"]),
-                            train_params, steps)
     timer = StepTimer()
-    started = time.perf_counter()
-    fit(trainer, parts["train"], parts["val"], train_params, callbacks=[timer])
-    train_seconds = time.perf_counter() - started
-    model = saved_model(model, train_params["flip_averaging"])
+    trained = train(params, parts["train"], parts["val"], callbacks=[timer])
+    model, train_params = trained.model, params["train"]
     return {
         "profile": profile, "seed": seed, "overrides": overrides,
-        "model": train_params["model"], "epochs": train_params["epochs"], "precision": precision,
-        "jit_compile": bool(trainer.jit_compile),
+        "model": train_params["model"], "epochs": train_params["epochs"],
+        "precision": trained.precision,
+        "jit_compile": bool(trained.trainer.jit_compile),
         "first_step_seconds": round(timer.first_step_seconds, 2),
         "step_ms_median": round(1000 * statistics.median(timer.step_seconds), 2)
         if timer.step_seconds else None,
         "epoch_seconds": [round(s, 2) for s in timer.epoch_seconds],
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(trained.seconds, 1),
         "parameters": int(model.count_params()),
         "val_accuracy": accuracy(model, parts["val"]),
         "test_accuracy": accuracy(model, parts["test"]),

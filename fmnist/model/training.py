@@ -1,18 +1,30 @@
-"""The training recipe: optimizer and schedule, compile, fit, and what a fit leaves behind
-(per-epoch history rows for `dvc plots`, the summary in metrics/train.json)."""
+"""The training recipe, written once: `train` seeds, places and builds the model, wraps it in
+the training-only augmentation, compiles, fits and returns the model to save. The train stage,
+bench/gpu.py and bench/seed_gap.py all call it. Also what a fit leaves behind (per-epoch history
+rows for `dvc plots`, the summary in metrics/train.json).
+
+Imports Keras, NumPy and this package only (no TensorFlow, MLflow or DVC at module level), so
+bench/gpu.py runs it on a machine with JAX and Keras alone."""
 from __future__ import annotations
 
 import csv
+import math
 import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
 
+from fmnist import config
 from fmnist.errors import ParamsError
-from fmnist.model.architectures import NUM_CLASSES, with_flip_averaging
+from fmnist.model.architectures import NUM_CLASSES, build_model, with_flip_averaging
+from fmnist.model.augmentation import training_wrapper
 from fmnist.model.batch_norm import builtin_layer
+
+Split = tuple[np.ndarray, np.ndarray]
 
 
 def hyper_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -120,17 +132,77 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
     return keras.utils.to_categorical(labels, NUM_CLASSES)
 
 
-def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
-        val: tuple[np.ndarray, np.ndarray], train_params: dict[str, Any],
-        callbacks: list[keras.callbacks.Callback]) -> dict[str, list[float]]:
+def steps_per_epoch(examples: int, batch_size: int) -> int:
+    """Batches in one epoch, the last one partial: what fit runs and the schedule counts."""
+    return math.ceil(examples / batch_size)
+
+
+def fit(model: keras.Model, train: Split, val: Split | None, train_params: dict[str, Any],
+        callbacks: Sequence[keras.callbacks.Callback]) -> dict[str, list[float]]:
+    """Fit on one-hot labels; `val` None fits on everything (no val metrics, no early stopping)."""
+    callbacks = list(callbacks)
     patience = train_params["early_stopping_patience"]
     if patience:
         callbacks = [*callbacks, keras.callbacks.EarlyStopping(
             monitor="val_accuracy", patience=patience, restore_best_weights=True)]
-    history = model.fit(train[0], one_hot(train[1]), validation_data=(val[0], one_hot(val[1])),
+    validation = (val[0], one_hot(val[1])) if val is not None else None
+    history = model.fit(train[0], one_hot(train[1]), validation_data=validation,
                         epochs=train_params["epochs"], batch_size=train_params["batch_size"],
                         callbacks=callbacks, verbose=2)
     return {name: [float(v) for v in values] for name, values in history.history.items()}
+
+
+@dataclass
+class Prepared:
+    """A seeded, built and compiled model, ready to fit: `trainer` is the model to fit (the
+    training-only augmentation wrapper around `model`, sharing its weights)."""
+    model: keras.Model
+    trainer: keras.Model
+    precision: str  # the dtype policy it trains under (`train.precision: auto` resolved)
+
+
+@dataclass
+class Trained:
+    """What `train` leaves: `model` is the one to save and score (float32, flip averaged when
+    asked for); `trainer` the model that was fitted."""
+    model: keras.Model
+    trainer: keras.Model
+    history: dict[str, list[float]]
+    seconds: float
+    precision: str
+
+
+def prepare(params: dict[str, Any], train_examples: int,
+            start_from: Callable[[keras.Model], keras.Model] | None = None) -> Prepared:
+    """The recipe up to the fit: seed, distribution, precision, build (`start_from` may set the
+    fresh model's weights, e.g. a fine-tune's parent), augmentation wrapper, compile. Separate
+    from `train` so a stage can meet a bad param or parent before it starts a tracked run."""
+    train_params = params["train"]
+    config.seed_everything(params["seed"])
+    use_distribution(train_params["distribution"], train_params["batch_size"])
+    use_precision(train_params["precision"])
+    model = build_model(train_params["model"], **hyper_params(params))
+    if start_from is not None:
+        model = start_from(model)
+    augment = train_params["augment"]
+    trainer = compile_model(training_wrapper(model, augment["shift"], augment["erase"]),
+                            train_params,
+                            steps_per_epoch(train_examples, train_params["batch_size"]))
+    return Prepared(model=model, trainer=trainer, precision=model.dtype_policy.name)
+
+
+def train(params: dict[str, Any], train_split: Split, val: Split | None,
+          callbacks: Sequence[keras.callbacks.Callback] = (),
+          prepared: Prepared | None = None) -> Trained:
+    """The whole recipe from params.yaml's values: `prepare` (unless done already), fit (wall
+    time measured), and the model to save."""
+    prepared = prepared or prepare(params, len(train_split[1]))
+    started = time.perf_counter()
+    history = fit(prepared.trainer, train_split, val, params["train"], callbacks)
+    seconds = time.perf_counter() - started
+    return Trained(model=saved_model(prepared.model, params["train"]["flip_averaging"]),
+                   trainer=prepared.trainer, history=history, seconds=seconds,
+                   precision=prepared.precision)
 
 
 def write_history(history: dict[str, list[float]], path: Path) -> None:
