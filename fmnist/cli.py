@@ -5,6 +5,8 @@
   fmnist rollback --reason "..."                undo the latest champion move still in force
   fmnist history                                every champion move: who, when, why
   fmnist server                                 the team stack: PostgreSQL + MLflow server
+  fmnist publish                                log + register this workspace's run on the store
+                                                now in force (MLFLOW_TRACKING_URI), no retraining
   fmnist predict PATH... [--json]               top-3 classes with the champion (or --model-uri)
   fmnist payload PATH...                        the JSON body for `mlflow models serve`
   fmnist profile NAME                           a params profile as `dvc exp run` -S flags
@@ -85,6 +87,27 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from fmnist import publish
+
+    outcome = publish.publish(_params())
+    logged = "logged as run" if outcome["newly_logged"] else "already logged as run"
+    print(f"{outcome['tracking_uri']}: {logged} {outcome['run_id']}")
+    action = "registered" if outcome["newly_registered"] else "already registered as"
+    print(f"{outcome['model_name']}: {action} version {outcome['version']}; "
+          f"champion is version {outcome['champion']}: {outcome['reason']}")
+    return 0
+
+
+def _champion_uri(args: argparse.Namespace) -> str:
+    """The champion's URI, after checking the store has one (an empty store names publish)."""
+    from fmnist import publish, registry
+    from fmnist.serving import predict
+
+    publish.require_champion(registry.client(), _model_name(args))
+    return predict.champion_uri(_model_name(args))
+
+
 def _format_prediction(result: dict[str, Any]) -> str:
     top = "  ".join(f"{c['class']} {c['probability']:.1%}" for c in result["top"])
     return f"{result['input']}: {top}"
@@ -93,7 +116,7 @@ def _format_prediction(result: dict[str, Any]) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from fmnist.serving import predict
 
-    model_uri = args.model_uri or predict.champion_uri(_model_name(args))
+    model_uri = args.model_uri or _champion_uri(args)
     model = predict.load_model(model_uri)
     results, errors = predict.predict_files(model, args.paths, args.invert)
     if args.json:
@@ -133,7 +156,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from fmnist.data.formats import IDX_FILES
     from fmnist.serving import demo, predict
 
-    model_uri = args.model_uri or predict.champion_uri(_model_name(args))
+    model_uri = args.model_uri or _champion_uri(args)
     test_images = (args.test_images
                    or Path(_params()["download"]["local_dir"]) / IDX_FILES["test"][0])
     demo.serve(model_uri, Path(test_images), args.host, args.port)
@@ -180,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
                          help="photos: invert to a light garment on black (auto: when the "
                               "border is mostly bright)")
+    command("publish", cmd_publish, "log this workspace's run (model, params, metrics, figures, "
+            "data) to the tracking store now in force and register it there, without "
+            "retraining: e.g. after `export MLFLOW_TRACKING_URI=http://...`")
     server = command("server", cmd_server, "run the team stack (PostgreSQL + mlflow server) "
                      "until Ctrl-C; data in .team/")
     server.add_argument("--home", help="folder for the database, artifacts, logs (default .team)")

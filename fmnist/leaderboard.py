@@ -9,6 +9,7 @@ from typing import Any
 from mlflow import MlflowClient
 
 from fmnist.errors import RegistryError
+from fmnist.publish import empty_store_hint
 from fmnist.registry import VAL_METRIC
 
 KEY_PARAMS = ("train.model", "filters", "stem_filters", "kernel_size", "dense_units",
@@ -21,8 +22,8 @@ def leaderboard(mlflow_client: MlflowClient, experiment: str, model_name: str,
     """One row per run: id, status, DVC experiment, key params, accuracies, version, aliases."""
     found = mlflow_client.get_experiment_by_name(experiment)
     if found is None:
-        raise RegistryError(f"no MLflow experiment {experiment!r} in {mlflow_client.tracking_uri}"
-                            "; run `dvc repro` first")
+        raise RegistryError(f"no MLflow experiment {experiment!r}; "
+                            + empty_store_hint(mlflow_client.tracking_uri))
     runs = mlflow_client.search_runs(
         [found.experiment_id], max_results=limit,
         filter_string="" if include_unfinished else "attributes.status = 'FINISHED'",
