@@ -117,7 +117,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from fmnist.serving import predict
 
     model_uri = args.model_uri or _champion_uri(args)
-    model = predict.load_model(model_uri)
+    model = predict.load_model(model_uri, trust=args.trust_model)
     results, errors = predict.predict_files(model, args.paths, args.invert)
     if args.json:
         print(json.dumps({"model_uri": model_uri, "predictions": results, "errors": errors},
@@ -159,7 +159,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model_uri = args.model_uri or _champion_uri(args)
     test_images = (args.test_images
                    or Path(_params()["download"]["local_dir"]) / IDX_FILES["test"][0])
-    demo.serve(model_uri, Path(test_images), args.host, args.port)
+    demo.serve(model_uri, Path(test_images), args.host, args.port, trust=args.trust_model)
     return 0
 
 
@@ -227,9 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--port", type=int, default=7860)
     web.add_argument("--test-images", help="idx file the random test images come from "
                      "(default: t10k images in params download.local_dir)")
+    web.add_argument("--trust-model", action="store_true",
+                     help="load a model that can run code (a SavedModel, a Lambda layer); "
+                     "refused by default")
     predict = commands.choices["predict"]
     predict.add_argument("--model-uri", help="any MLflow model URI (default: the champion)")
     predict.add_argument("--json", action="store_true", help="machine-readable output")
+    predict.add_argument("--trust-model", action="store_true",
+                         help="load a model that can run code (a SavedModel, a Lambda layer); "
+                         "refused by default")
     return parser
 
 

@@ -68,6 +68,11 @@ class ModelLoadError(PipelineError):
     """The model to predict with cannot be found or loaded."""
 
 
+class UntrustedModel(ModelLoadError):
+    """A model that would run code when loaded (a SavedModel, a Lambda layer, no Keras flavor)
+    and the user did not say they trust it."""
+
+
 class ModelShapeError(PipelineError):
     """A model lacks a part asked for: no convolution to explain, weights that do not fit."""
 

@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 
 from fmnist import config
-from fmnist.errors import ModelLoadError, TrackingUnavailable
+from fmnist.errors import TrackingUnavailable
 
 RUN_FILE = config.MODEL_DIR / "mlflow_run.json"
 # What a served model needs; pinned to the versions that trained it (also skips MLflow's slow
@@ -235,15 +235,3 @@ def log_keras_model(model: Any, sample_images: np.ndarray) -> None:
     signature = infer_signature(sample_images, model.predict(sample_images, verbose=0))
     Model.log(artifact_path=None, name="model", flavor=_KERAS_FLAVOR, model=model,
               signature=signature, input_example=sample_images[:2], pip_requirements=serving_requirements())
-
-
-def load_keras_model(model_uri: str, context: str = "", hint: str = "") -> Any:
-    """The Keras model behind an MLflow model URI (keras flavor, as train logs it); a URI that
-    cannot be loaded is a ModelLoadError, `context` before and `hint` after its message."""
-    configure()
-    try:
-        return mlflow.keras.load_model(model_uri)
-    except (MlflowException, OSError) as error:
-        message = getattr(error, "message", str(error))
-        raise ModelLoadError(f"{context}cannot load {model_uri} ({message}); `fmnist runs` lists "
-                             f"the registered versions{hint}") from error

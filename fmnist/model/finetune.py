@@ -8,7 +8,7 @@ import re
 
 import keras
 
-from fmnist import tracking
+from fmnist import model_loading, tracking
 from fmnist.errors import ModelShapeError
 from fmnist.model.anatomy import classifier
 
@@ -35,12 +35,13 @@ def copy_weights(parent: keras.Model, model: keras.Model, model_uri: str) -> ker
     return model
 
 
-def initialised(model: keras.Model, model_uri: str | None) -> keras.Model:
-    """The freshly built model, started from `model_uri`'s weights when one is given."""
+def initialised(model: keras.Model, model_uri: str | None, trust: bool = False) -> keras.Model:
+    """The freshly built model, started from `model_uri`'s weights when one is given (its
+    .keras file with safe_mode; a model that could run code only with `trust`)."""
     if not model_uri:
         return model
-    return copy_weights(tracking.load_keras_model(model_uri, context="train.init_from: "), model,
-                        model_uri)
+    parent = model_loading.load_keras_model(model_uri, context="train.init_from: ", trust=trust)
+    return copy_weights(parent, model, model_uri)
 
 
 def parent_tags(model_uri: str | None) -> dict[str, str]:

@@ -143,9 +143,10 @@ def build(model: Any, model_uri: str, test_images: np.ndarray, seed: int | None 
     return app
 
 
-def serve(model_uri: str, test_images_path: Path, host: str, port: int) -> None:
+def serve(model_uri: str, test_images_path: Path, host: str, port: int,
+          trust: bool = False) -> None:
     """Load the model once and serve the app until interrupted."""
-    model = predict.load_model(model_uri)
+    model = predict.load_model(model_uri, trust=trust)
     _, test_images = inputs.load(test_images_path)
     build(model, model_uri, test_images).launch(
         server_name=host, server_port=port, ssr_mode=False, show_error=False,

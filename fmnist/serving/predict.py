@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import registry, tracking
+from fmnist import model_loading, registry
 from fmnist.data import formats
 from fmnist.data.splits import scale
 from fmnist.errors import InputFileError
@@ -25,9 +25,11 @@ def champion_uri(model_name: str) -> str:
     return f"models:/{model_name}@{registry.CHAMPION}"
 
 
-def load_model(model_uri: str) -> Any:
-    """The Keras model behind an MLflow model URI (keras flavor, as train logs it)."""
-    return tracking.load_keras_model(model_uri, hint=", `dvc repro` registers one")
+def load_model(model_uri: str, trust: bool = False) -> Any:
+    """The Keras model behind an MLflow model URI (its .keras file, as train logs it, loaded with
+    safe_mode; anything else only with `trust`)."""
+    return model_loading.load_keras_model(model_uri, hint=", `dvc repro` registers one",
+                                          trust=trust)
 
 
 def probabilities(model: Any, images: np.ndarray) -> np.ndarray:
