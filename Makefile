@@ -86,7 +86,7 @@ bench: venv data-package
 	python bench/run.py --reference 48035e8
 	python bench/predict_latency.py
 
-# The `seed` profile's grid through `dvc queue` (about 2 hours on a loaded 2-core CPU), then
+# The `baseline` profile's grid through `dvc queue` (about 2 hours on a loaded 2-core CPU), then
 # its recipe on Keras' split and on all 60k images (bench/seed_gap.py).
 bench-seeds: venv data-package
 	python bench/seed_grid.py

@@ -1,11 +1,11 @@
-"""Where the gap to the seeds' figures comes from: their recipe (the `seed` profile) trained
+"""Where the gap to the seeds' figures comes from: their recipe (the `baseline` profile) trained
 outside the pipeline on three choices of training data, with test accuracy after every epoch.
 
 - `stratified`: our pipeline's split (stratified 80 %, shuffled by `seed`): 48k images;
 - `keras`: Keras' `validation_split=0.2`, the last 12k images held out unshuffled: 48k images;
 - `full`: all 60k training images, nothing held out (the epochs fixed beforehand: 50).
 
-Same builder, optimizer and seeding as the train stage, so `stratified` with seed 42 is the
+The train stage's recipe (fmnist.model.training.train), so `stratified` with seed 42 is the
 pipeline's run. Per run: val and test accuracy after the last epoch, the test accuracy of the
 epoch with the best val accuracy, and the best test accuracy of any epoch (a figure that peeks
 at the test set, shown only to size what picking an epoch can be worth).
@@ -21,7 +21,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import keras
@@ -31,19 +30,18 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 from bench.run import machine  # noqa: E402
-from fmnist import config, profiles  # noqa: E402
+from fmnist import profiles  # noqa: E402
 from fmnist.data import formats, splits  # noqa: E402
-from fmnist.model.architectures import build_model  # noqa: E402
-from fmnist.model.training import compile_model, hyper_params, one_hot  # noqa: E402
+from fmnist.model.training import train  # noqa: E402
 
 BENCH_DIR = REPO_ROOT / "bench"
 VARIANTS = ("stratified", "keras", "full")
 VAL_SPLIT = 0.2  # the seeds' 20 %
 
 
-def seed_params(epochs: int | None) -> dict:
+def baseline_params(epochs: int | None) -> dict:
     params = profiles.apply(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()),
-                            profiles.load("seed"))
+                            profiles.load("baseline"))
     if epochs:
         params["train"]["epochs"] = epochs
     return params
@@ -78,19 +76,13 @@ class TestAccuracy(keras.callbacks.Callback):
 def train_once(variant: str, filters: int, dropout: float, seed: int, params: dict,
                data: dict) -> dict:
     params = {**params, "seed": seed, "filters": filters, "dropout": dropout}
-    config.seed_everything(seed)  # before the split and the model, as the pipeline does
-    train, val = training_data(variant, *data["train"], seed)
-    steps = int(np.ceil(len(train[1]) / params["train"]["batch_size"]))
-    model = compile_model(build_model("seed", **hyper_params(params)), params["train"], steps)
+    train_split, val = training_data(variant, *data["train"], seed)
     tester = TestAccuracy(data["test"])
-    started = time.perf_counter()
-    history = model.fit(train[0], one_hot(train[1]),
-                        validation_data=(val[0], one_hot(val[1])) if val else None,
-                        epochs=params["train"]["epochs"], batch_size=params["train"]["batch_size"],
-                        callbacks=[tester], verbose=0).history
+    trained = train(params, train_split, val, callbacks=[tester])
+    history = trained.history
     run = {"variant": variant, "filters": filters, "dropout": dropout, "seed": seed,
-           "train_images": len(train[1]), "epochs": params["train"]["epochs"],
-           "seconds": round(time.perf_counter() - started, 1),
+           "train_images": len(train_split[1]), "epochs": params["train"]["epochs"],
+           "seconds": round(trained.seconds, 1),
            "test_accuracy": tester.per_epoch[-1], "best_test_any_epoch": max(tester.per_epoch),
            "test_per_epoch": tester.per_epoch}
     if val:
@@ -162,7 +154,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "seed_gap.json")
     args = parser.parse_args()
-    params = seed_params(args.epochs)
+    params = baseline_params(args.epochs)
     frames = formats.read_raw_frames(args.data_dir)
     data = {name: (splits.scale(images), labels) for name, (images, labels) in
             ((name, formats.from_frame(frame)) for name, frame in frames.items())}

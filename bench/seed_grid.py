@@ -1,5 +1,5 @@
-"""The seeds' experiment grid through `dvc queue`: the `seed` profile (their recipe as written),
-`-S filters=32,64 -S dropout=0,0.3`, once per seed, one queue worker.
+"""The seeds' experiment grid through `dvc queue`: the `baseline` profile (their recipe as
+written), `-S filters=32,64 -S dropout=0,0.3`, once per seed, one queue worker.
 
 Runs in a fresh `git clone` of this repo's HEAD with the profile committed (as bench/run.py
 does); data stages run once there, then every cell is a queued `dvc exp run` that logs to the
@@ -127,7 +127,7 @@ def markdown(results: dict, source: Path = BENCH_DIR / "seed_grid.json") -> str:
              "the seeds' report": f"{row['seeds_reported']:.1%}" if row["seeds_reported"] else ""}
             for row in results["cells"]]
     lines = [report.header("seed_grid.py --report-only", source,
-                           f"The `seed` profile's grid through `dvc queue`: {where['cores']} "
+                           f"The `baseline` profile's grid through `dvc queue`: {where['cores']} "
                            f"cores, {where['keras_backend']}, measured "
                            f"{report.when(where, where['commit'])}."),
              report.table(rows)]
@@ -149,7 +149,7 @@ def write(results: dict, out: Path) -> None:
 
 def start_grid(clone: Path, args: argparse.Namespace) -> None:
     """Clone with the profile committed, data stages once, the grid queued, one worker."""
-    prepare_clone("seed", clone)
+    prepare_clone("baseline", clone)
     print(f"[seed grid] data stages in {clone} ...", flush=True)
     run_timed(["dvc", "repro", "preprocess"], clone)
     # Queued runs start from the committed state; committing the lock spares each of them
@@ -161,7 +161,7 @@ def start_grid(clone: Path, args: argparse.Namespace) -> None:
 
 def follow(clone: Path, args: argparse.Namespace) -> dict:
     """Read the finished runs back after every poll until the queue is empty."""
-    results = {"machine": machine(), "profile": "seed", "clone": str(clone), "runs": []}
+    results = {"machine": machine(), "profile": "baseline", "clone": str(clone), "runs": []}
     while True:
         counts = queue_counts(clone)
         runs = finished_runs(clone)

@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile = command("profile", cmd_profile,
                       "print a named profile (fmnist/profiles/NAME.yaml) as `dvc exp run` -S flags, e.g. "
                       "dvc exp run $(fmnist profile fast)")
-    profile.add_argument("profile", help="seed, fast, gpu, ...")
+    profile.add_argument("profile", help="baseline, fast, gpu, ...")
     web = command("demo", cmd_demo, "the web demo: upload an image, see the top-3 classes and "
                   "where the model looked (Grad-CAM)")
     web.add_argument("--model-uri", help="any MLflow model URI (default: the champion)")

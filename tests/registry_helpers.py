@@ -52,7 +52,7 @@ def tiny_model() -> keras.Model:
     Wrapped in flip averaging like the pipeline's models, so serving and predict see that shape."""
     config.seed_everything(0)
     images, labels = make_dataset(per_class=20)
-    model = build_model("seed", filters=4, kernel_size=3, dense_units=16, dropout=0.0)
+    model = build_model("baseline", filters=4, kernel_size=3, dense_units=16, dropout=0.0)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     model.fit(splits.scale(images), labels, epochs=2, batch_size=32, verbose=0)
     return with_flip_averaging(model)

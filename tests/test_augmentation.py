@@ -80,6 +80,6 @@ def test_wrapper_trains_the_saved_model_and_predicts_like_it():
 
 @pytest.mark.parametrize("shift, erase", [(-0.1, 0), (0.5, 0), (0, 1.5)])
 def test_wrapper_rejects_out_of_range_params(shift, erase):
-    model = build_model("seed", filters=2, kernel_size=3, dense_units=4, dropout=0.0)
+    model = build_model("baseline", filters=2, kernel_size=3, dense_units=4, dropout=0.0)
     with pytest.raises(ParamsError, match="train.augment"):
         training_wrapper(model, shift, erase)

@@ -120,7 +120,7 @@ def test_deletion_curve_falls_faster_for_the_pixels_that_carry_the_evidence():
     out the background first (a map that points away)."""
     config.seed_everything(0)
     images, labels = quadrant_images(400, 14, 14, seed=0)
-    model = build_model("seed", filters=8, kernel_size=3, dense_units=16, dropout=0.0)
+    model = build_model("baseline", filters=8, kernel_size=3, dense_units=16, dropout=0.0)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     model.fit(images, labels, epochs=5, batch_size=32, verbose=0)
     test_images, test_labels = quadrant_images(40, 14, 14, seed=1)

@@ -61,13 +61,13 @@ DATA_PARALLEL_CHECK = textwrap.dedent("""
     parts = splits.split_train_val(splits.scale(images[keep]), labels[keep], 0.2, 0)
     # The seeds' small model (no batch norm, whose running statistics need more steps than
     # a quick check affords) at a constant rate.
-    params = project_params(**{"train.model": "seed", "filters": 8, "dense_units": 32,
+    params = project_params(**{"train.model": "baseline", "filters": 8, "dense_units": 32,
                                "dropout": 0.0, "train.epochs": 4, "train.batch_size": 32,
                                "train.lr_schedule": "constant", "train.optimizer": "adam",
                                "train.distribution": sys.argv[2]})
     config.seed_everything(0)
     devices = use_distribution(params["train"]["distribution"], params["train"]["batch_size"])
-    model = compile_model(build_model("seed", **hyper_params(params)), params["train"],
+    model = compile_model(build_model("baseline", **hyper_params(params)), params["train"],
                           steps_per_epoch=len(parts["train"][1]) // 32 + 1)
     fit(model, parts["train"], parts["val"], params["train"], callbacks=[])
     kernel = model.trainable_variables[0].value

@@ -16,7 +16,7 @@ from fmnist.model.finetune import copy_weights
 from stages import evaluate, preprocess, register, train
 from tests.conftest import make_dataset
 
-SMALL = {"train.model": "seed", "filters": 4, "dense_units": 16, "train.epochs": 2,
+SMALL = {"train.model": "baseline", "filters": 4, "dense_units": 16, "train.epochs": 2,
          "train.batch_size": 32, "train.lr_schedule": "constant", "train.learning_rate": 0.01}
 EVALUATION_FILES = ("gradcam.png", "misclassified.png", "per_class_accuracy.png",
                     "confused_pairs.csv")
@@ -60,8 +60,8 @@ def test_copy_weights_unwraps_flip_averaging_and_names_a_misfit():
     for mine, theirs in zip(child.get_weights(), parent.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
     with pytest.raises(ModelShapeError,
-                       match=r"models:/m/1 is a 'cnn' model .* train.model 'seed'"):
-        copy_weights(parent, build_model("seed", filters=4, **hyper), "models:/m/1")
+                       match=r"models:/m/1 is a 'cnn' model .* train.model 'baseline'"):
+        copy_weights(parent, build_model("baseline", filters=4, **hyper), "models:/m/1")
 
 
 @pytest.mark.slow

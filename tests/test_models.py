@@ -20,7 +20,7 @@ RECIPE = {"optimizer": "adam", "learning_rate": 0.01, "lr_schedule": "constant",
 # The one place conv widths are pinned: blocks double from `filters`; `stem_filters` (when
 # not 0) widens only the first block of the block models; seed is one conv of `filters`.
 @pytest.mark.parametrize("name, stem_filters, widths", [
-    ("seed", 0, [24]), ("seed", 32, [24]),
+    ("baseline", 0, [24]), ("baseline", 32, [24]),
     ("cnn", 0, [24, 48, 96]), ("cnn", 32, [32, 48, 96]),
     ("cnn5", 0, [24, 48, 48, 96, 96]), ("cnn5", 32, [32, 48, 48, 96, 96]),
     ("vgg", 0, [24, 24, 48, 48, 96, 96]), ("vgg", 32, [32, 32, 48, 48, 96, 96])])
@@ -49,8 +49,8 @@ def test_outputs_are_probabilities(dataset, name):
 def test_flip_acts_in_training_only(dataset):
     images, _ = dataset(per_class=2)
     inputs = scale(images)
-    plain = architectures.build_model("seed", filters=8, **HYPER)
-    augmented = architectures.build_model("seed", filters=8, flip=True, **HYPER)
+    plain = architectures.build_model("baseline", filters=8, **HYPER)
+    augmented = architectures.build_model("baseline", filters=8, flip=True, **HYPER)
     augmented.set_weights(plain.get_weights())  # augmentation layers have no weights
     np.testing.assert_allclose(augmented.predict(inputs, verbose=0),
                                plain.predict(inputs, verbose=0), rtol=1e-5)
@@ -70,7 +70,7 @@ def test_every_architecture_saves_with_builtin_layers_only(name, tmp_path):
     though training runs the project's fused batch norm."""
     model = architectures.build_model(name, filters=4, flip=True, **HYPER)
     fused = [layer for layer in model.layers if isinstance(layer, FusedBatchNormalization)]
-    assert len(fused) == (0 if name == "seed" else sum(
+    assert len(fused) == (0 if name == "baseline" else sum(
         isinstance(layer, keras.layers.Conv2D) for layer in model.layers))
     training.saved_model(model, flip_averaging=True).save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
@@ -149,7 +149,7 @@ def test_cosine_schedule_warms_up_then_decays():
     assert isinstance(optimizer, keras.optimizers.AdamW)
 
 
-@pytest.mark.parametrize("name", ["seed", "cnn", "cnn5"])
+@pytest.mark.parametrize("name", ["baseline", "cnn", "cnn5"])
 def test_model_learns_an_easy_task(dataset, name):
     """Minimum functionality: a bar whose position is the class is learnt well above chance."""
     config.seed_everything(0)

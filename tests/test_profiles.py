@@ -24,15 +24,16 @@ def test_profile_only_sets_params_that_exist(name):
 
 
 def test_set_flags_round_trip_through_yaml():
-    flags = profiles.set_flags({"train.augment.flip": False, "dropout": 0.25, "train.model": "seed"})
+    flags = profiles.set_flags({"train.augment.flip": False, "dropout": 0.25,
+                                "train.model": "baseline"})
     assert flags == ["-S", "train.augment.flip=false", "-S", "dropout=0.25",
-                     "-S", "train.model=seed"]
+                     "-S", "train.model=baseline"]
     parsed = {flag.split("=")[0]: yaml.safe_load(flag.split("=")[1]) for flag in flags[1::2]}
-    assert parsed == {"train.augment.flip": False, "dropout": 0.25, "train.model": "seed"}
+    assert parsed == {"train.augment.flip": False, "dropout": 0.25, "train.model": "baseline"}
 
 
 def test_expected_profiles_exist():
-    assert {"seed", "fast", "gpu"} <= set(profiles.available())
+    assert {"baseline", "fast", "gpu"} <= set(profiles.available())
 
 
 HYPER_KEYS = ("filters", "stem_filters", "kernel_size", "dense_units", "dropout")

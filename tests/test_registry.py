@@ -296,7 +296,7 @@ SEED_GRID = {(32, 0.0): (0.9030, 0.8978), (32, 0.3): (0.9168, 0.9082),
 
 
 def test_seed_grid_runs_cannot_take_champion_from_the_default(dvc_workspace):
-    """The seeds' grid (`dvc exp run --queue $(fmnist profile seed) -S filters=32,64 -S
+    """The seeds' grid (`dvc exp run --queue $(fmnist profile baseline) -S filters=32,64 -S
     dropout=0,0.3`) holds out the seeds' 20 % for validation, the default 10 % (issue 12), so
     preprocess records another split and register finds its runs not comparable: each becomes
     `challenger` with that reason, and the default stays champion whatever the grid scores:
@@ -310,7 +310,7 @@ def test_seed_grid_runs_cannot_take_champion_from_the_default(dvc_workspace):
     assert champion_and_challenger(client) == ("1", "1")
 
     for version, ((filters, dropout), (val, test)) in enumerate(SEED_GRID.items(), start=2):
-        overrides = {**profiles.load("seed"), "filters": filters, "dropout": dropout}
+        overrides = {**profiles.load("baseline"), "filters": filters, "dropout": dropout}
         (root / "params.yaml").write_text(yaml.safe_dump(project_params(**overrides)))
         grid_split = config.load_params()["preprocess"]["val_split"]
         run_id = log_candidate(val, test, val_split=grid_split)
@@ -320,5 +320,5 @@ def test_seed_grid_runs_cannot_take_champion_from_the_default(dvc_workspace):
         assert tags["promotion.decision"] == "challenger" and tags["promotion.compared_with"] == "1"
         assert (f"not comparable: split.val_split {grid_split} vs champion's {default_split}"
                 in tags["promotion.reason"])
-        assert client.get_run(run_id).data.params["train.model"] == "seed"
+        assert client.get_run(run_id).data.params["train.model"] == "baseline"
         assert promotion()["promoted"] is False and promotion()["champion"] == 1

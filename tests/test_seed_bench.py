@@ -22,11 +22,11 @@ def test_gap_variants_hold_out_what_each_recipe_holds_out(dataset):
         seed_gap.training_data("everything", images, labels, seed=0)
 
 
-def test_gap_bench_trains_the_seed_profile():
-    params = seed_gap.seed_params(epochs=None)
-    assert params["train"]["model"] == "seed" and params["train"]["epochs"] == 50
-    assert params["train"]["epochs"] == profiles.load("seed")["train.epochs"]
-    assert seed_gap.seed_params(epochs=2)["train"]["epochs"] == 2
+def test_gap_bench_trains_the_baseline_profile():
+    params = seed_gap.baseline_params(epochs=None)
+    assert params["train"]["model"] == "baseline" and params["train"]["epochs"] == 50
+    assert params["train"]["epochs"] == profiles.load("baseline")["train.epochs"]
+    assert seed_gap.baseline_params(epochs=2)["train"]["epochs"] == 2
 
 
 def run(filters: int, dropout: float, seed: int, val: float, test: float) -> dict:

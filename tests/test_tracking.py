@@ -114,7 +114,7 @@ def test_a_model_uri_that_cannot_be_loaded_is_one_named_error_with_its_context(d
     with pytest.raises(ModelLoadError, match=r"^cannot load models:/no-such-model@champion .*"
                                              r"registered versions, `dvc repro` registers one$"):
         predict.load_model(missing)
-    model = build_model("seed", filters=4, kernel_size=3, dense_units=8, dropout=0.0)
+    model = build_model("baseline", filters=4, kernel_size=3, dense_units=8, dropout=0.0)
     with pytest.raises(ModelLoadError, match=r"^train.init_from: cannot load models:/no-such"):
         initialised(model, missing)
 

@@ -80,7 +80,7 @@ def test_early_stopping_keeps_the_best_epochs_weights_not_the_last():
         "train.lr_schedule": "constant", "train.optimizer": "adam",
         "train.learning_rate": 0.003, "train.label_smoothing": 0.0})["train"]
     config.seed_everything(1)
-    model = build_model("seed", filters=4, kernel_size=3, dense_units=16, dropout=0.0)
+    model = build_model("baseline", filters=4, kernel_size=3, dense_units=16, dropout=0.0)
     training.compile_model(model, train_params, steps_per_epoch=10)
     recorder = WeightsPerEpoch()
     history = training.fit(model, train, val, train_params, [recorder])

@@ -2,7 +2,7 @@
 
 An architecture is a function from the (augmented) image tensor to class probabilities; every
 one takes the same hyper-parameters (top-level in params.yaml): `filters` is the base width later
-blocks scale from, `stem_filters` the first conv block's width (0: `filters`; not for `seed`).
+blocks scale from, `stem_filters` the first conv block's width (0: `filters`; not for `baseline`).
 `build_model` wraps it in a `keras.Model`.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
 
-def seed_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
-             stem_filters: int = 0):
-    """The seeds' baseline: one conv, one max-pool, a small dense head. Its one conv is
+def baseline_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
+                 stem_filters: int = 0):
+    """The original baseline recipe's model: one conv, one max-pool, a small dense head. Its one conv is
     `filters` wide, as in the seeds' code (`-S filters=32,64` is their grid), so `stem_filters`
     does not apply here."""
     x = layers.Conv2D(filters, kernel_size, activation="relu")(x)
@@ -55,8 +55,8 @@ def block_widths(filters: int, stem_filters: int, blocks: int) -> list[int]:
     return [stem_filters or filters] + [filters * 2 ** block for block in range(1, blocks)]
 
 
-def bn_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
-           stem_filters: int = 0, convs_per_block: tuple[int, ...] = (1, 1, 1)):
+def cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
+        stem_filters: int = 0, convs_per_block: tuple[int, ...] = (1, 1, 1)):
     """One conv block per entry of `convs_per_block` (three: 28 -> 14 -> 7 -> 3 pixels),
     pooling first, doubling the width each block, then dropout -> dense -> dropout -> softmax."""
     widths = block_widths(filters, stem_filters, len(convs_per_block))
@@ -69,7 +69,7 @@ def cnn5(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
          stem_filters: int = 0):
     """`cnn` with a second conv in the 14x14 and 7x7 blocks: five conv layers. On a CPU the
     extra depth paid more than width or epochs at the same time (docs/decisions/cnn5.md)."""
-    return bn_cnn(x, filters, kernel_size, dense_units, dropout, stem_filters,
+    return cnn(x, filters, kernel_size, dense_units, dropout, stem_filters,
                   convs_per_block=(1, 2, 2))
 
 
@@ -99,7 +99,7 @@ def softmax_output(x):
                         dtype="float32")(x)
 
 
-ARCHITECTURES: dict[str, Callable] = {"seed": seed_cnn, "cnn": bn_cnn, "cnn5": cnn5,
+ARCHITECTURES: dict[str, Callable] = {"baseline": baseline_cnn, "cnn": cnn, "cnn5": cnn5,
                                       "vgg": vgg_cnn}
 
 
