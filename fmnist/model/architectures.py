@@ -22,9 +22,9 @@ NUM_CLASSES = 10
 
 def baseline_cnn(x, filters: int, kernel_size: int, dense_units: int, dropout: float,
                  stem_filters: int = 0):
-    """The original baseline recipe's model: one conv, one max-pool, a small dense head. Its one conv is
-    `filters` wide, as in the seeds' code (`-S filters=32,64` is their grid), so `stem_filters`
-    does not apply here."""
+    """The original baseline recipe's model: one conv, one max-pool, a small dense head. Its
+    one conv is `filters` wide, as in the seeds' code (`-S filters=32,64` is their grid), so
+    `stem_filters` does not apply here."""
     x = layers.Conv2D(filters, kernel_size, activation="relu")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
