@@ -21,8 +21,10 @@ import json
 import os
 import random
 import socket
+import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
@@ -41,10 +43,12 @@ VAL_METRIC = "model_val_accuracy"  # the one val accuracy: promotion, version ta
 VAL_TAG, TEST_TAG = VAL_METRIC, "test_accuracy"
 LEGACY_VAL_TAG = "val_accuracy"  # versions registered before VAL_TAG was renamed
 DECISION_TAG, REASON_TAG = "promotion.decision", "promotion.reason"
+INTENT_TAG = "promotion.intent"  # the decision, written before the aliases move
 COMPARED_TAG = "promotion.compared_with"
 PREVIOUS_TAG = "champion.previous"  # the champion this version replaced
 HISTORY_PREFIX = "champion.history."
-LOCK_SUFFIX = ".champion-lock"
+LOCK_SUFFIX = ".champion-lock"  # generation n is `<model>.champion-lock.<n, 6 digits>`
+LEASE_S = 60.0  # renewed every quarter lease while held
 # What makes two validation accuracies comparable: the same images, split the same way.
 COMPARABLE_TAGS = ("data.fingerprint", "split.seed", "split.val_split", "split.subset")
 NONE = "none"
@@ -159,50 +163,165 @@ def _create_version(mlflow_client: MlflowClient, name: str, run_id: str,
     return mlflow.register_model(f"models:/{logged[0].model_id}", name, tags=tags)
 
 
-@contextlib.contextmanager
-def champion_lock(mlflow_client: MlflowClient, name: str, wait_s: float = 60.0,
-                  lease_s: float = 120.0) -> Iterator[None]:
-    """Hold the champion lock: a registered model `<name>.champion-lock`. Creating it is an
-    atomic compare-and-set in any MLflow store (registered model names are unique: sqlite,
-    PostgreSQL, a server), so of two racing processes exactly one gets it. A holder that died
-    leaves it behind; once its lease (the `expires` tag, epoch seconds) is past, a waiter
-    removes it. Released on exit."""
-    lock = f"{name}{LOCK_SUFFIX}"
-    owner = f"{who()}@{socket.gethostname()} pid {os.getpid()} thread {threading.get_ident()}"
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            mlflow_client.create_registered_model(
-                lock, tags={"owner": owner, "expires": f"{time.time() + lease_s:.0f}"},
-                description="fmnist: held while `champion` moves; delete it if `expires` is past")
-            break
+def _delete_quietly(mlflow_client: MlflowClient, lock: str) -> None:
+    with contextlib.suppress(MlflowException):  # gone already
+        mlflow_client.delete_registered_model(lock)
+
+
+def lock_name(name: str, generation: int) -> str:
+    """The registered model that is generation `generation` of `name`'s champion lock."""
+    return f"{name}{LOCK_SUFFIX}.{generation:06d}"
+
+
+def _is_live(tags: dict[str, str]) -> bool:
+    try:
+        return float(tags.get("expires", 0)) > time.time()
+    except ValueError:  # a hand-made lock with a garbled lease counts as expired
+        return False
+
+
+class ChampionLock:
+    """One contender for the champion lock (see the module docstring for the protocol).
+
+    Acquire with `acquire`, call `check` right before moving `champion` (the fence), and
+    `release` at the end; while held, a daemon thread renews the lease every quarter lease."""
+
+    def __init__(self, mlflow_client: MlflowClient, name: str, lease_s: float = LEASE_S):
+        self.client, self.name, self.lease_s = mlflow_client, name, lease_s
+        self.prefix = f"{name}{LOCK_SUFFIX}."
+        self.owner = (f"{who()}@{socket.gethostname()} pid {os.getpid()} "
+                      f"thread {threading.get_ident()}")
+        self.token = uuid.uuid4().hex
+        self.generation: int | None = None
+        self._renewed_at = 0.0  # monotonic time a successful lease write *began*
+        self._lost: str | None = None
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def locks(self) -> dict[int, dict[str, str]]:
+        """Every generation of this lock in the store, with its tags."""
+        found: dict[int, dict[str, str]] = {}
+        page_token = None
+        while True:
+            page = self.client.search_registered_models(
+                filter_string=f"name LIKE '{self.prefix}%'", max_results=1000,
+                page_token=page_token)
+            for model in page:
+                suffix = model.name[len(self.prefix):]
+                if model.name.startswith(self.prefix) and suffix.isdigit():
+                    found[int(suffix)] = dict(model.tags)
+            page_token = page.token
+            if not page_token:
+                return found
+
+    def _lease_tags(self) -> dict[str, str]:
+        return {"owner": self.owner, "token": self.token,
+                "expires": f"{time.time() + self.lease_s:.3f}"}
+
+    def _lapsed(self) -> bool:
+        # A margin of a quarter lease: we give up before any waiter's clock says we expired.
+        return time.monotonic() - self._renewed_at > self.lease_s * 0.75
+
+    def try_acquire(self) -> dict[str, str] | None:
+        """One attempt; None when acquired, else the tags of the lock in the way."""
+        locks = self.locks()
+        live = {generation: tags for generation, tags in locks.items() if _is_live(tags)}
+        if live:
+            return live[max(live)]
+        generation = max(locks, default=0) + 1
+        started = time.monotonic()
+        try:  # the atomic step: of all contenders that saw the same state, one creates it
+            self.client.create_registered_model(
+                lock_name(self.name, generation), tags=self._lease_tags(),
+                description="fmnist champion lock: held while `champion` moves; it frees "
+                            "itself once `expires` (epoch seconds) is past")
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        holder = _lock_tags(mlflow_client, lock)
-        if holder is not None and float(holder.get("expires", 0)) < time.time():
-            _delete_quietly(mlflow_client, lock)  # a dead holder's stale lease
-        elif time.monotonic() > deadline:
-            raise RegistryBusy(f"the champion lock of {name!r} is held by "
-                               f"{(holder or {}).get('owner', '?')} for over {wait_s:g} s; if "
-                               f"that process died, delete registered model {lock!r}")
-        time.sleep(random.uniform(0.05, 0.25))
-    try:
-        yield
-    finally:
-        _delete_quietly(mlflow_client, lock)
-
-
-def _lock_tags(mlflow_client: MlflowClient, lock: str) -> dict[str, str] | None:
-    try:
-        return mlflow_client.get_registered_model(lock).tags
-    except MlflowException:  # released meanwhile
+            return {"owner": f"the contender that took generation {generation}"}
+        # Someone slow may have read an older state: back out unless ours is the newest
+        # generation and no other one is live.
+        rivals = {other: tags for other, tags in self.locks().items() if other != generation
+                  and (other > generation or _is_live(tags))}
+        if rivals:
+            _delete_quietly(self.client, lock_name(self.name, generation))
+            return rivals[max(rivals)]
+        self.generation, self._renewed_at = generation, started
+        for other, tags in locks.items():  # dead holders' expired leases, all below ours
+            if other < generation and not _is_live(tags):
+                _delete_quietly(self.client, lock_name(self.name, other))
         return None
 
+    def acquire(self, wait_s: float) -> None:
+        deadline = time.monotonic() + wait_s
+        announced = None
+        while True:
+            holder = self.try_acquire()
+            if holder is None:
+                break
+            owner = holder.get("owner", "?")
+            if time.monotonic() > deadline:
+                raise RegistryBusy(
+                    f"the champion lock of {self.name!r} is held by {owner} for over "
+                    f"{wait_s:g} s; if that process died, its lease frees the lock "
+                    f"{self.lease_s:g} s after its last renewal: run the command again")
+            if holder.get("token", owner) != announced:
+                announced = holder.get("token", owner)
+                print(f"waiting for the champion lock of {self.name!r}: held by {owner} "
+                      f"(lease renewed while it works; up to {wait_s:g} s)", file=sys.stderr)
+            time.sleep(random.uniform(0.05, 0.25))  # jitter, so backed-out rivals separate
+        self._renewer = threading.Thread(target=self._renew, daemon=True,
+                                         name=f"lease {lock_name(self.name, self.generation)}")
+        self._renewer.start()
 
-def _delete_quietly(mlflow_client: MlflowClient, lock: str) -> None:
-    with contextlib.suppress(MlflowException):
-        mlflow_client.delete_registered_model(lock)
+    def _renew(self) -> None:
+        assert self.generation is not None
+        while not self._stop.wait(self.lease_s / 4):
+            started = time.monotonic()
+            if self._lapsed():
+                self._lost = "its lease lapsed before it could be renewed"
+                return
+            try:
+                self.client.set_registered_model_tag(lock_name(self.name, self.generation),
+                                                     "expires",
+                                                     f"{time.time() + self.lease_s:.3f}")
+            except MlflowException:  # a lost server: try again until the lease lapses
+                continue
+            self._renewed_at = started
+
+    def check(self) -> None:
+        """The fence: raise RegistryBusy unless we still hold the lock (our generation is the
+        newest, carries our token, and our lease has not lapsed). Call right before a move."""
+        locks = {} if self._lost or self._lapsed() else self.locks()
+        mine = locks.get(self.generation or 0, {})
+        later = [generation for generation in locks if generation > (self.generation or 0)]
+        if self._lost is None and (self._lapsed() or mine.get("token") != self.token or later):
+            self._lost = "its lease lapsed or a later holder took over"
+        if self._lost is not None:
+            raise RegistryBusy(f"lost the champion lock of {self.name!r} ({self._lost}); "
+                               "nothing was moved: run the command again")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=self.lease_s)
+        # A lapsed lease is left to expire: its name could by now belong to someone else.
+        if self.generation is not None and self._lost is None and not self._lapsed():
+            _delete_quietly(self.client, lock_name(self.name, self.generation))
+        self.generation = None
+
+
+@contextlib.contextmanager
+def champion_lock(mlflow_client: MlflowClient, name: str, wait_s: float | None = None,
+                  lease_s: float = LEASE_S) -> Iterator[ChampionLock]:
+    """Hold the champion lock of `name` (a waiter waits two leases unless told otherwise);
+    call the yielded lock's `check()` right before moving `champion`. Released on exit."""
+    lock = ChampionLock(mlflow_client, name, lease_s)
+    lock.acquire(2 * lease_s if wait_s is None else wait_s)
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def history(mlflow_client: MlflowClient, name: str) -> list[dict[str, Any]]:
@@ -245,40 +364,89 @@ def format_history(moves: list[dict[str, Any]]) -> str:
 
 
 def _move_champion(mlflow_client: MlflowClient, name: str, version: str, how: str, reason: str,
-                   replaced: ModelVersion | None, **extra: Any) -> None:
-    """Move the alias and record the move (call with the champion lock held)."""
+                   replaced: ModelVersion | None, lock: ChampionLock, **extra: Any) -> None:
+    """Move the alias, then record the move (call with the champion lock held). The alias is
+    the commit point: the fence runs right before it, and what follows is redone by a rerun."""
+    lock.check()
+    mlflow_client.set_registered_model_alias(name, CHAMPION, version)
+    _record_move(mlflow_client, name, version, how, reason,
+                 str(replaced.version) if replaced is not None else NONE, **extra)
+
+
+def _record_move(mlflow_client: MlflowClient, name: str, version: str, how: str, reason: str,
+                 replaced: str, **extra: Any) -> None:
+    """Tag the new champion and append the move to the history, unless a run killed after
+    doing so already did (the last move is then this version's): idempotent."""
     move = {"version": str(version), "how": how, "by": who(), "at": now(), "reason": reason,
-            "replaced": str(replaced.version) if replaced is not None else NONE, **extra}
+            "replaced": replaced, **extra}
     tags = {"champion.how": how, "champion.by": move["by"], "champion.at": move["at"],
             "champion.reason": reason}
     if how != "rollback":  # a restored version keeps the predecessor it had
-        tags[PREVIOUS_TAG] = move["replaced"]
+        tags[PREVIOUS_TAG] = replaced
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, version, key, str(value))
-    index = len(history(mlflow_client, name)) + 1
+    moves = history(mlflow_client, name)
+    if moves and moves[-1]["version"] == str(version) and moves[-1]["how"] == how:
+        return
+    index = max((move["index"] for move in moves), default=0) + 1
     mlflow_client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{index:04d}", json.dumps(move))
-    mlflow_client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def _finish_interrupted(mlflow_client: MlflowClient, name: str, version: ModelVersion,
+                        lock: ChampionLock) -> bool:
+    """A register killed after it moved `champion` to this version (the commit) but before it
+    wrote the decision: record the move and the decision now. False when it never committed
+    (the decision is then taken afresh)."""
+    champion = by_alias(mlflow_client, name, CHAMPION)
+    if (version.tags.get(INTENT_TAG) != CHAMPION or champion is None
+            or champion.version != version.version):
+        return False
+    lock.check()
+    _record_move(mlflow_client, name, version.version, "auto", version.tags[REASON_TAG],
+                 version.tags.get(COMPARED_TAG, NONE))
+    mlflow_client.set_model_version_tag(name, version.version, DECISION_TAG, CHAMPION)
+    return True
+
+
+def _already_decided(mlflow_client: MlflowClient, name: str, version: ModelVersion,
+                     outcome: dict[str, Any]) -> dict[str, Any]:
+    champion = by_alias(mlflow_client, name, CHAMPION)
+    compared = version.tags.get(COMPARED_TAG, NONE)
+    return {**outcome, "version": int(version.version), "newly_registered": False,
+            "promoted": version.tags[DECISION_TAG] == CHAMPION,
+            "champion": int(champion.version) if champion else None,
+            "compared_with": None if compared == NONE else int(compared),
+            "champion_val_accuracy": None,
+            "reason": f"run already registered as version {version.version}; nothing "
+                      f"changed (its decision: {version.tags.get(REASON_TAG, '?')})"}
 
 
 def register_run(mlflow_client: MlflowClient, name: str, run_id: str, val: float, test: float,
                  min_delta: float, full_train_set_only: bool = True) -> dict[str, Any]:
     """Register the run (once), make it `challenger`, and `champion` if it is comparable with
-    the champion and earns it. Returns the decision as a flat dict (metrics/promotion.json)."""
+    the champion and earns it. Returns the decision as a flat dict (metrics/promotion.json).
+
+    Crash-safe: the intent (decision, reason, compared champion) is tagged first, then the
+    aliases move (`champion` last: the commit point), then the history and finally the
+    `promotion.decision` tag, which marks the run done. A rerun after a kill anywhere either
+    finds that tag (done), finds `champion` already moved (records what is missing), or
+    decides afresh (nothing was committed)."""
     outcome: dict[str, Any] = {"model_name": name, "run_id": run_id, "min_delta": min_delta}
     existing = find_version(mlflow_client, name, run_id)
     if existing is not None and DECISION_TAG in existing.tags:  # a re-run: change nothing
-        champion = by_alias(mlflow_client, name, CHAMPION)
-        compared = existing.tags.get(COMPARED_TAG, NONE)
-        return {**outcome, "version": int(existing.version), "newly_registered": False,
-                "promoted": existing.tags[DECISION_TAG] == CHAMPION,
-                "champion": int(champion.version) if champion else None,
-                "compared_with": None if compared == NONE else int(compared),
-                "champion_val_accuracy": None,
-                "reason": f"run already registered as version {existing.version}; nothing "
-                          f"changed (its decision: {existing.tags.get(REASON_TAG, '?')})"}
+        return _already_decided(mlflow_client, name, existing, outcome)
     version = existing or _create_version(mlflow_client, name, run_id,
                                           {VAL_TAG: str(val), TEST_TAG: str(test)})
-    with champion_lock(mlflow_client, name):  # read, decide and move as one step
+    with champion_lock(mlflow_client, name) as lock:  # read, decide and move as one step
+        version = get_version(mlflow_client, name, version.version)  # tags as of now
+        if DECISION_TAG in version.tags:  # a rival rerun of this run finished meanwhile
+            return _already_decided(mlflow_client, name, version, outcome)
+        if _finish_interrupted(mlflow_client, name, version, lock):
+            resumed = _already_decided(mlflow_client, name,
+                                       get_version(mlflow_client, name, version.version),
+                                       outcome)
+            return {**resumed, "newly_registered": existing is None,
+                    "reason": version.tags[REASON_TAG]}
         champion = by_alias(mlflow_client, name, CHAMPION)
         why_not = not_comparable(version.tags, champion.tags if champion else None,
                                  full_train_set_only)
@@ -290,13 +458,14 @@ def register_run(mlflow_client: MlflowClient, name: str, run_id: str, val: float
             decision = decide_promotion(val, champion_val, min_delta)
         reason = decision.reason + (f" (champion: version {champion.version})" if champion
                                     else "")
+        verdict = CHAMPION if decision.promote else CHALLENGER
         for key, value in {COMPARED_TAG: champion.version if champion else NONE,
-                           REASON_TAG: reason,
-                           DECISION_TAG: CHAMPION if decision.promote else CHALLENGER}.items():
+                           REASON_TAG: reason, INTENT_TAG: verdict}.items():
             mlflow_client.set_model_version_tag(name, version.version, key, str(value))
         mlflow_client.set_registered_model_alias(name, CHALLENGER, version.version)
         if decision.promote:
-            _move_champion(mlflow_client, name, version.version, "auto", reason, champion)
+            _move_champion(mlflow_client, name, version.version, "auto", reason, champion, lock)
+        mlflow_client.set_model_version_tag(name, version.version, DECISION_TAG, verdict)
     new_champion = version if decision.promote else champion
     return {**outcome, "version": int(version.version), "newly_registered": existing is None,
             "promoted": decision.promote,
@@ -339,15 +508,21 @@ def promote(mlflow_client: MlflowClient, name: str, version: str | int, reason: 
     `force`: the reason then says why it should serve anyway."""
     reason = _require_reason(reason, f"promote {version}")
     target = get_version(mlflow_client, name, version)
-    with champion_lock(mlflow_client, name):
+    with champion_lock(mlflow_client, name) as lock:
         current = by_alias(mlflow_client, name, CHAMPION)
         if current is not None and current.version == target.version:
+            stack = champion_stack(history(mlflow_client, name))
+            if stack and stack[-1]["version"] != str(target.version):
+                # A promote killed after its alias move (the commit): record it now.
+                _record_move(mlflow_client, name, target.version, "manual", reason,
+                             stack[-1]["version"])
+                return current, get_version(mlflow_client, name, target.version)
             raise RegistryError(f"version {target.version} is already the champion")
         why = None if force else why_force(mlflow_client, target, current)
         if why is not None:
             raise RegistryError(f"version {target.version}: {why}; promote it anyway with "
                                 f'`fmnist promote {target.version} --force --reason "..."`')
-        _move_champion(mlflow_client, name, target.version, "manual", reason, current)
+        _move_champion(mlflow_client, name, target.version, "manual", reason, current, lock)
     return current, get_version(mlflow_client, name, target.version)
 
 
@@ -356,7 +531,7 @@ def rollback(mlflow_client: MlflowClient, name: str, reason: str | None
     """Undo the latest champion move still in force (see champion_stack); returns (old champion,
     new champion). Repeated rollbacks walk back to the first champion, then stop."""
     reason = _require_reason(reason, "rollback")
-    with champion_lock(mlflow_client, name):
+    with champion_lock(mlflow_client, name) as lock:
         current = by_alias(mlflow_client, name, CHAMPION)
         if current is None:
             raise RegistryError(f"{name!r} has no champion to roll back from")
@@ -368,7 +543,7 @@ def rollback(mlflow_client: MlflowClient, name: str, reason: str | None
             raise RegistryError(f"champion version {current.version} replaced no earlier "
                                 "champion; use `fmnist promote VERSION --reason ...`")
         target = get_version(mlflow_client, name, stack[-2]["version"])
-        _move_champion(mlflow_client, name, target.version, "rollback", reason, current,
+        _move_champion(mlflow_client, name, target.version, "rollback", reason, current, lock,
                        undoes=stack[-1]["index"])
         mlflow_client.set_model_version_tag(name, current.version, "champion.rolled_back",
                                             f"{now()} by {who()}: {reason}")
