@@ -36,6 +36,7 @@ def main() -> None:
     figure = plots.save(plots.confusion_matrix(matrix, CLASS_NAMES),
                         config.FIGURES_DIR / "confusion_matrix.png")
     insight = write_insight(model, test_images, test_labels.astype(int), probabilities, matrix,
+                            {name: row["recall"] for name, row in per_class.items()},
                             config.FIGURES_DIR, PAIRS_FILE)
 
     run = read_json(tracking.RUN_FILE)

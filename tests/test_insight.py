@@ -5,14 +5,25 @@ import csv
 
 import numpy as np
 
+from fmnist.data.formats import CLASS_NAMES
 from fmnist.insight import mistakes
+from fmnist.model.evaluation import score
 
 NAMES = ["a", "b", "c"]
 
 
-def test_per_class_accuracy_is_the_row_recall_and_zero_for_an_empty_class():
-    matrix = np.array([[8, 2, 0], [1, 3, 0], [0, 0, 0]])
-    assert mistakes.per_class_accuracy(matrix).tolist() == [0.8, 0.75, 0.0]
+def test_scores_of_known_predictions_recall_per_class_and_zero_for_an_empty_class():
+    """Class 0: 4 of 5 right; class 1: 3 of 4; class 2 never occurs. The true class's
+    probability is 1/2 for every image, so the cross-entropy is ln 2."""
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1])
+    predicted = np.array([0, 0, 0, 0, 1, 1, 1, 1, 0])
+    probabilities = np.full((9, 10), 0.5 / 9, dtype="float32")
+    probabilities[np.arange(9), labels] = 0.5
+    metrics, per_class, matrix = score(labels, predicted, probabilities)
+    recall = [per_class[name]["recall"] for name in CLASS_NAMES]
+    assert recall[:3] == [0.8, 0.75, 0.0] and matrix[0, 1] == 1
+    assert metrics["test_accuracy"] == 7 / 9 and metrics["misclassified"] == 2
+    assert abs(metrics["test_loss"] - np.log(2)) < 1e-6
 
 
 def test_top_confused_pairs_from_a_known_matrix():

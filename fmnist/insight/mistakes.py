@@ -10,13 +10,6 @@ import numpy as np
 PAIR_COLUMNS = ("rank", "pair", "actual", "predicted", "count", "share_of_actual")
 
 
-def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
-    """Share of each class's images predicted right (the confusion matrix's row recall);
-    0 for a class with no images."""
-    totals = matrix.sum(axis=1)
-    return np.divide(np.diag(matrix), totals, out=np.zeros(len(matrix)), where=totals > 0)
-
-
 def top_confused_pairs(matrix: np.ndarray, class_names: Sequence[str], count: int = 10
                        ) -> list[dict]:
     """The `count` most frequent (actual, predicted) mistakes, most frequent first (ties: by

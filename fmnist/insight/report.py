@@ -15,11 +15,12 @@ GALLERY_SIZE = 30
 
 
 def write_insight(model: keras.Model, images: np.ndarray, labels: np.ndarray,
-                  probabilities: np.ndarray, matrix: np.ndarray, figures_dir: Path,
-                  pairs_file: Path) -> list[Path]:
+                  probabilities: np.ndarray, matrix: np.ndarray, recall: dict[str, float],
+                  figures_dir: Path, pairs_file: Path) -> list[Path]:
     """Grad-CAM grid (two test images per class, then the ten surest mistakes), the gallery of
     the surest mistakes, per-class accuracy bars, the top confused pairs table. `images` are
-    the model's scaled input (N, 28, 28, 1). Returns the files written."""
+    the model's scaled input (N, 28, 28, 1); `recall` each class's (classification_report's).
+    Returns the files written."""
     pixels = (images[..., 0] * 255).round().astype("uint8")
     predicted = probabilities.argmax(axis=1)
     names = list(CLASS_NAMES)
@@ -42,7 +43,7 @@ def write_insight(model: keras.Model, images: np.ndarray, labels: np.ndarray,
             pixels[gallery], *captions(gallery),
             title=f"The {GALLERY_SIZE} surest mistakes: true -> predicted, confidence"),
             figures_dir / "misclassified.png"),
-        plots.save(figures.per_class_accuracy(mistakes.per_class_accuracy(matrix), names),
+        plots.save(figures.per_class_accuracy([recall[name] for name in names], names),
                    figures_dir / "per_class_accuracy.png"),
         mistakes.write_pairs(mistakes.top_confused_pairs(matrix, names), pairs_file),
     ]
