@@ -29,6 +29,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+from bench import report  # noqa: E402
 from bench.run import machine  # noqa: E402
 from fmnist import profiles  # noqa: E402
 from fmnist.data import formats, splits  # noqa: E402
@@ -124,15 +125,16 @@ def markdown(results: dict) -> str:
             return "—"
         return f"{row[key][0]:.2%}" + (f" ± {row[key][1]:.2%}" if len(row["seeds"]) > 1 else "")
 
-    lines = ["| variant | train images | filters/dropout | seeds | val (last epoch) | "
-             "best epoch's val | test (last epoch) | test at best-val epoch | "
-             "best test of any epoch (peeks) |", "|---|---|---|---|---|---|---|---|---|"]
-    for row in summary_rows(results["runs"]):
-        lines.append(f"| {row['variant']} | {row['train_images']} | {row['filters']}/"
-                     f"{row['dropout']:g} | {', '.join(map(str, row['seeds']))} | "
-                     f"{cell(row, 'val_accuracy')} | {cell(row, 'best_val_accuracy')} | "
-                     f"{cell(row, 'test_accuracy')} | "
-                     f"{cell(row, 'test_at_best_val')} | {cell(row, 'best_test_any_epoch')} |")
+    rows = [{"variant": row["variant"], "train images": row["train_images"],
+             "filters/dropout": f"{row['filters']}/{row['dropout']:g}",
+             "seeds": ", ".join(map(str, row["seeds"])),
+             "val (last epoch)": cell(row, "val_accuracy"),
+             "best epoch's val": cell(row, "best_val_accuracy"),
+             "test (last epoch)": cell(row, "test_accuracy"),
+             "test at best-val epoch": cell(row, "test_at_best_val"),
+             "best test of any epoch (peeks)": cell(row, "best_test_any_epoch")}
+            for row in summary_rows(results["runs"])]
+    lines = [report.table(rows)]
     where = results["machine"]
     lines += ["", f"{where['cores']} cores, {where['keras_backend']}, commit {where['commit']}; "
               f"{len(results['runs'])} runs"]
