@@ -63,7 +63,7 @@ def discard() -> None:
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
-    """The per-epoch rows training.write_history wrote, back as Keras' History.history."""
+    """The per-epoch rows keras.callbacks.CSVLogger wrote, back as Keras' History.history."""
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     names = [name for name in (rows[0] if rows else {}) if name != "epoch"]

@@ -55,7 +55,7 @@ def training_curves(history: dict[str, Sequence[float]]) -> Figure:
     """Accuracy and loss per epoch, train vs validation (Keras History.history layout)."""
     figure = Figure(figsize=(10, 4))
     acc_axis, loss_axis = figure.subplots(1, 2)
-    epochs = np.arange(1, len(history["loss"]) + 1)
+    epochs = np.arange(len(history["loss"]))  # from 0, as CSVLogger and MLflow's steps count
     for axis, metric in ((acc_axis, "accuracy"), (loss_axis, "loss")):
         axis.plot(epochs, history[metric], marker="o", label="train")
         if f"val_{metric}" in history:

@@ -16,8 +16,7 @@ from fmnist.data.splits import load_split
 from fmnist.errors import stage_entry
 from fmnist.jsonfiles import read_json, write_json
 from fmnist.model.finetune import initialised, parent_tags
-from fmnist.model.training import (Trained, accuracy, prepare, train, training_summary,
-                                   write_history)
+from fmnist.model.training import Trained, accuracy, prepare, train, training_summary
 
 HISTORY_FILE = config.METRICS_DIR / "train_history.csv"
 SUMMARY_FILE = config.METRICS_DIR / "train.json"
@@ -25,10 +24,9 @@ CURVES_FILE = config.FIGURES_DIR / "training_curves.png"
 
 
 def save(trained: Trained, summary: dict, key: str) -> None:
-    """Save the model, its history, summary and curves, and keep them aside until logged."""
+    """Save the model, summary and curves, and keep them aside with the history until logged."""
     config.MODEL_DIR.mkdir(parents=True, exist_ok=True)
     trained.model.save(config.MODEL_FILE)
-    write_history(trained.history, HISTORY_FILE)
     write_json(SUMMARY_FILE, summary)
     plots.save(plots.training_curves(trained.history), CURVES_FILE)
     pending.keep(key, [config.MODEL_FILE, HISTORY_FILE, SUMMARY_FILE, CURVES_FILE])
@@ -53,8 +51,10 @@ def main() -> None:
             model = keras.saving.load_model(config.MODEL_FILE)
             summary = read_json(SUMMARY_FILE)
             tracking.log_history(pending.read_history(HISTORY_FILE))
-        else:  # per-epoch metrics go to the active MLflow run
-            trained = train(params, train_split, val, [mlflow.keras.MlflowCallback()],
+        else:  # per-epoch metrics go to the active MLflow run and to HISTORY_FILE
+            HISTORY_FILE.parent.mkdir(parents=True, exist_ok=True)
+            trained = train(params, train_split, val, [mlflow.keras.MlflowCallback(),
+                                                       keras.callbacks.CSVLogger(HISTORY_FILE)],
                             prepared)
             model = trained.model
             summary = training_summary(

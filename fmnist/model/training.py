@@ -1,13 +1,12 @@
 """The training recipe, written once: `train` seeds, places and builds the model, wraps it in
 the training-only augmentation, compiles, fits and returns the model to save. The train stage,
-bench/gpu.py and bench/seed_gap.py all call it. Also what a fit leaves behind (per-epoch history
-rows for `dvc plots`, the summary in metrics/train.json).
+bench/gpu.py and bench/seed_gap.py all call it. Also the summary a fit leaves in
+metrics/train.json.
 
 Imports Keras, NumPy and this package only (no TensorFlow, MLflow or DVC at module level), so
 bench/gpu.py runs it on a machine with JAX and Keras alone."""
 from __future__ import annotations
 
-import csv
 import math
 import re
 import time
@@ -203,18 +202,6 @@ def train(params: dict[str, Any], train_split: Split, val: Split | None,
     return Trained(model=saved_model(prepared.model, params["train"]["flip_averaging"]),
                    trainer=prepared.trainer, history=history, seconds=seconds,
                    precision=prepared.precision)
-
-
-def write_history(history: dict[str, list[float]], path: Path) -> None:
-    """Per-epoch rows with an `epoch` column, the shape `dvc plots` wants."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = sorted(history)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["epoch", *names])
-        for epoch, values in enumerate(zip(*(history[n] for n in names)), start=1):
-            writer.writerow([epoch, *(f"{v:.6f}" for v in values)])
 
 
 def accuracy(model: keras.Model, split: tuple[np.ndarray, np.ndarray]) -> float:
