@@ -1,6 +1,8 @@
 """The web demo's logic without a browser: the answer for good and bad uploads."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -68,3 +70,30 @@ def test_the_answer_shows_the_upload_as_the_model_saw_it_beside_the_prediction(t
     assert shown[::8, ::8].mean() < 128 and np.array_equal(shown[::8, ::8],
                                                            inputs.load(tmp_path / "photo.png")[1][0])
     assert demo.answer(tiny_model(), None, "m").image is None
+
+
+def test_the_served_demo_refuses_big_uploads_and_deletes_uploads_when_it_stops(tmp_path):
+    """A real Gradio server on 127.0.0.1: an upload over the limit is refused before it is
+    stored (HTTP 413); an accepted upload lives in Gradio's cache until the demo stops."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = demo.build(tiny_model(), "m", real_test_images(5))
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+               **demo.LAUNCH_OPTIONS)
+    try:
+        url = f"http://127.0.0.1:{port}/gradio_api/upload"
+        big = httpx.post(url, timeout=60, files={
+            "files": ("big.png", b"\x89PNG" + b"\0" * demo.MAX_UPLOAD_BYTES)})
+        assert big.status_code == 413, big.text
+        small = httpx.post(url, timeout=60, files={"files": ("small.png", b"\x89PNG" + b"\0")})
+        assert small.status_code == 200, small.text
+        [stored] = small.json()
+        assert Path(stored).read_bytes() == b"\x89PNG\0"
+    finally:
+        app.close()
+    assert not Path(stored).exists()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,31 +37,56 @@ CSV_FILES = {"train": "fashion-mnist_train.csv", "test": "fashion-mnist_test.csv
 MANIFEST = "manifest.json"
 
 _IDX_UBYTE = 0x08  # idx type code for unsigned bytes, the only one Fashion-MNIST uses
+_IDX_MAX_DIMS = 4
+_GZIP_MAGIC = b"\x1f\x8b"
+# Bounds on what one file may decode to: all of Fashion-MNIST (70,000 images) and no more, so
+# a tiny hostile file (a gzip bomb, a header declaring billions of values) is refused before
+# its data is read, not after the memory is gone.
+MAX_ROWS = 70_000
+MAX_VALUES = MAX_ROWS * IMAGE_SIDE * IMAGE_SIDE
+MAX_CSV_BYTES = 256 * 2**20  # Kaggle's 60,000-row train CSV is ~130 MB
 
 
 def _open(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    """Gzipped by content, not by name: a renamed .gz file still reads."""
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == _GZIP_MAGIC
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Decode an idx file (gzipped or not) into a uint8 array of its declared shape."""
+def read_idx(path: Path, max_values: int = MAX_VALUES) -> np.ndarray:
+    """Decode an idx file (gzipped or not) into a uint8 array of its declared shape. The
+    header's declared size is checked against `max_values` before the data is read, and no more
+    than that is ever decompressed: a small gzip file cannot become gigabytes."""
     path = Path(path)
     try:
         with _open(path) as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as error:
+            magic = handle.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] != _IDX_UBYTE:
+                raise DataFormatError(
+                    f"{path.name}: not an unsigned-byte idx file (bad magic number)")
+            ndim = magic[3]
+            if not 1 <= ndim <= _IDX_MAX_DIMS:
+                raise DataFormatError(f"{path.name}: idx header declares {ndim} dimensions")
+            dims = handle.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataFormatError(f"{path.name}: idx header is cut short")
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            declared = math.prod(shape)
+            if declared > max_values:
+                raise DataFormatError(
+                    f"{path.name}: header declares shape {shape}, {declared:,} values, more "
+                    f"than the limit of {max_values:,} (the whole Fashion-MNIST is "
+                    f"{MAX_VALUES:,})")
+            raw = handle.read(declared + 1)  # one more: a file longer than declared is bad too
+    except (OSError, EOFError, zlib.error) as error:
         raise DataFormatError(f"{path.name}: cannot read ({error})") from error
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _IDX_UBYTE:
-        raise DataFormatError(f"{path.name}: not an unsigned-byte idx file (bad magic number)")
-    ndim = raw[3]
-    header_end = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=header_end)
-    if data.size != int(np.prod(shape)):
+    if len(raw) != declared:
+        held = "more" if len(raw) > declared else f"{len(raw):,}"
         raise DataFormatError(
-            f"{path.name}: header declares shape {shape} but holds {data.size} values"
+            f"{path.name}: header declares shape {shape} but holds {held} values"
         )
-    return data.reshape(shape)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -118,12 +146,29 @@ def read_split_frame(raw_dir: Path, split: str) -> pd.DataFrame:
                 f"{images_file} holds {len(images)} images but {labels_file} {len(labels)} labels"
             )
         return to_frame(images, labels)
-    path = raw_dir / CSV_FILES[split]
+    # Kept as read (no dtype forced) so validation sees nulls, floats and out-of-range values.
+    return read_csv(raw_dir / CSV_FILES[split])
+
+
+def read_csv(path: Path, max_rows: int = MAX_ROWS, max_bytes: int = MAX_CSV_BYTES
+             ) -> pd.DataFrame:
+    """A CSV (gzipped or not) as read, refused when its decompressed text is over `max_bytes`
+    or it has over `max_rows` rows; neither is read past its limit."""
+    path = Path(path)
     try:
-        # Kept as read (no dtype forced) so validation sees nulls, floats and out-of-range values.
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        with _open(path) as handle:
+            text = handle.read(max_bytes + 1)
+        if len(text) > max_bytes:
+            raise DataFormatError(f"{path.name}: over {max_bytes // 2**20} MB of CSV text, more "
+                                  "than all of Fashion-MNIST takes")
+        frame = pd.read_csv(io.BytesIO(text), nrows=max_rows + 1)
+    except (OSError, EOFError, zlib.error, pd.errors.ParserError, UnicodeDecodeError,
+            pd.errors.EmptyDataError) as error:
         raise DataFormatError(f"{path.name}: not a readable CSV ({error})") from error
+    if len(frame) > max_rows:
+        raise DataFormatError(f"{path.name}: over {max_rows:,} rows, more than all of "
+                              "Fashion-MNIST")
+    return frame
 
 
 def read_raw_frames(raw_dir: Path) -> dict[str, pd.DataFrame]:

@@ -8,7 +8,9 @@ CLI give the same answer for the same file. Bad uploads get one friendly line, n
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,15 @@ from fmnist.model.finetune import REGISTERED_URI
 from fmnist.serving import checks, inputs, predict
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# Visitors answered at once (each a few ms of CPU for a 28x28 image) and waiting at most; more
+# than that are told the queue is full instead of piling up memory.
+CONCURRENT_VISITORS = 4
+MAX_QUEUED = 64
+# Gradio keeps every upload in its cache: files older than this go, checked this often.
+UPLOAD_MAX_AGE_S = 600
+# Gradio refuses a larger upload before it is stored (HTTP 413); check_upload says it again
+# for a file that reaches the demo another way.
+LAUNCH_OPTIONS = {"ssr_mode": False, "show_error": False, "max_file_size": MAX_UPLOAD_BYTES}
 OVERLAY_SCALE = 8   # 28 px -> 224 px, nearest pixels
 
 
@@ -117,13 +128,15 @@ def build(model: Any, model_uri: str, test_images: np.ndarray, seed: int | None 
     answered_by = describe_model(model_uri)
     rng = np.random.default_rng(seed)
     folder = Path(tempfile.mkdtemp(prefix="fmnist-demo-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
     def show(path: str | None):
         result = answer(model, path, answered_by)
         label = {c["class"]: c["probability"] for c in result.top} or None
         return result.image, label, result.overlay, result.message
 
-    with gr.Blocks(title="Fashion-MNIST demo") as app:
+    with gr.Blocks(title="Fashion-MNIST demo",
+                   delete_cache=(UPLOAD_MAX_AGE_S, UPLOAD_MAX_AGE_S)) as app:
         gr.Markdown(f"# Fashion-MNIST: what is this garment?\nModel: **{answered_by}** "
                     f"(`{model_uri}`)")
         with gr.Row():
@@ -140,7 +153,7 @@ def build(model: Any, model_uri: str, test_images: np.ndarray, seed: int | None 
                                    elem_id="gradcam", interactive=False)
         upload.change(show, upload, [seen, label, overlay, message])
         pick.click(lambda: random_test_image(test_images, rng, folder), None, upload)
-    return app
+    return app.queue(default_concurrency_limit=CONCURRENT_VISITORS, max_size=MAX_QUEUED)
 
 
 def serve(model_uri: str, test_images_path: Path, host: str, port: int,
@@ -148,6 +161,5 @@ def serve(model_uri: str, test_images_path: Path, host: str, port: int,
     """Load the model once and serve the app until interrupted."""
     model = predict.load_model(model_uri, trust=trust)
     _, test_images = inputs.load(test_images_path)
-    build(model, model_uri, test_images).launch(
-        server_name=host, server_port=port, ssr_mode=False, show_error=False,
-        max_file_size=4 * MAX_UPLOAD_BYTES)
+    build(model, model_uri, test_images).launch(server_name=host, server_port=port,
+                                                **LAUNCH_OPTIONS)

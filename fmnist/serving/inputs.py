@@ -11,6 +11,7 @@ here but by fmnist.data.splits.scale, like everywhere else in the pipeline.
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,11 @@ SIDE = formats.IMAGE_SIDE
 INVERT_CHOICES = ("auto", "yes", "no")
 _IDX_MAGIC = b"\x00\x00\x08"  # unsigned-byte idx
 _GZIP_MAGIC = b"\x1f\x8b"
+# A 48-megapixel phone photo (8000x6000) passes; the padded square of the longest edge stays
+# under ~150 MB of uint8. Garment photos are near square; a long strip is no garment.
+MAX_PIXELS = 50_000_000
+MAX_SIDE = 12_000
+MAX_ASPECT = 20
 
 
 def should_invert(gray: np.ndarray, invert: str) -> bool:
@@ -49,10 +55,30 @@ def to_fashion_mnist(gray: np.ndarray, invert: str = "auto") -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+def check_size(path: Path, width: int, height: int) -> None:
+    """Refuse, from the header alone, an image whose pixels or padded square would cost more
+    than a photo's: padding to a square of the longest edge makes a 1-pixel-high strip cost
+    its width squared."""
+    if width * height > MAX_PIXELS:
+        raise InputFileError(f"{path}: {width}x{height} pixels is over the limit of "
+                             f"{MAX_PIXELS / 1e6:.0f} megapixels; scale it down first")
+    if max(width, height) > MAX_SIDE:
+        raise InputFileError(f"{path}: {width}x{height} has an edge over {MAX_SIDE:,} pixels; "
+                             "scale it down first")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InputFileError(f"{path}: {width}x{height} is more than {MAX_ASPECT}:1; crop it to "
+                             "the garment first")
+
+
 def read_gray(path: Path) -> np.ndarray:
-    """Decode an image file to grayscale uint8, honouring EXIF rotation and transparency."""
+    """Decode an image file to grayscale uint8, honouring EXIF rotation and transparency; its
+    size is checked from the header before any pixel is decoded."""
     try:
-        with Image.open(path) as opened:
+        with warnings.catch_warnings():  # Pillow's bomb warning: check_size is stricter
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened:
+            check_size(path, *opened.size)
             image = ImageOps.exif_transpose(opened)
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
                 background = Image.new("RGBA", image.size, "white")
@@ -91,9 +117,9 @@ def read_idx_images(path: Path) -> np.ndarray:
 def read_csv_images(path: Path) -> np.ndarray:
     """Kaggle layout: pixel1..pixel784 columns (a label column is allowed and ignored)."""
     try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise InputFileError(f"{path}: not a readable CSV ({error})") from error
+        frame = formats.read_csv(path)
+    except DataFormatError as error:
+        raise InputFileError(str(error)) from error
     missing = [column for column in formats.PIXEL_COLUMNS if column not in frame.columns]
     if missing:
         raise InputFileError(f"{path}: not the Kaggle layout, {len(missing)} of the columns "
@@ -114,10 +140,13 @@ def load(path: Path | str, invert: str = "auto") -> tuple[list[str], np.ndarray]
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
-    if path.name.lower().endswith((".csv", ".csv.gz")):
-        images = read_csv_images(path)
-    elif _is_idx(path):
-        images = read_idx_images(path)
-    else:
-        return [str(path)], to_fashion_mnist(read_gray(path), invert)[np.newaxis]
+    try:
+        if path.name.lower().endswith((".csv", ".csv.gz")):
+            images = read_csv_images(path)
+        elif _is_idx(path):
+            images = read_idx_images(path)
+        else:
+            return [str(path)], to_fashion_mnist(read_gray(path), invert)[np.newaxis]
+    except MemoryError as error:  # within the limits, but this machine has less to spare
+        raise InputFileError(f"{path}: not enough memory to read it") from error
     return [f"{path}[{index}]" for index in range(len(images))], images
