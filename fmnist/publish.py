@@ -11,7 +11,7 @@ so `dvc status` stays clean.
 
 Publishing the same model twice registers it once: the run carries the model file's sha256, and a
 finished run with that digest on the server is registered again (idempotently) instead of logged
-anew.
+anew; on the store the pipeline itself logged to, the workspace's own run is that run.
 """
 from __future__ import annotations
 
@@ -83,6 +83,19 @@ def published_run(mlflow_client: MlflowClient, experiment: str, digest: str) -> 
     return runs[0].info.run_id if runs else None
 
 
+def workspace_run(mlflow_client: MlflowClient) -> str | None:
+    """The run the workspace's own train stage logged (models/mlflow_run.json), when this store
+    holds it finished: publishing to the store the pipeline ran against logs nothing new."""
+    if not tracking.RUN_FILE.exists():
+        return None
+    run_id = read_json(tracking.RUN_FILE)["run_id"]
+    try:
+        run = mlflow_client.get_run(run_id)
+    except MlflowException:  # another store: it has never seen this run id
+        return None
+    return run_id if run.info.status == "FINISHED" else None
+
+
 def _parent_tags(init_from: str | None) -> dict[str, str]:
     from fmnist.model.finetune import parent_tags
 
@@ -140,7 +153,8 @@ def publish(params: dict[str, Any]) -> dict[str, Any]:
               *(config.PROCESSED_DIR / f"{split}.npz" for split in ("train", "val", "test"))])
     mlflow_client = registry.client()  # checks a server's /health first
     digest = sha256(config.MODEL_FILE)
-    run_id = published_run(mlflow_client, params["mlflow"]["experiment"], digest)
+    run_id = (workspace_run(mlflow_client)
+              or published_run(mlflow_client, params["mlflow"]["experiment"], digest))
     newly_logged = run_id is None
     if newly_logged:
         run_id = log_workspace_run(params, digest)

@@ -66,15 +66,22 @@ def error_line(capsys) -> str:
 
 def test_publish_logs_and_registers_the_workspace_run_on_the_server(local_run, mlflow_server,
                                                                     monkeypatch, capsys):
-    for name, value in {**NO_PROXY_ENV, "MLFLOW_TRACKING_URI": mlflow_server}.items():
-        monkeypatch.setenv(name, value)
     root = local_run
     local_run_id = jsonfiles.read_json(tracking.RUN_FILE)["run_id"]
     promotion = (root / "metrics" / "promotion.json").read_text()
     png = export_pngs(real_test_images(1), root / "images")[0]
-    capsys.readouterr()
+    # On the store the pipeline logged to, publish finds the workspace's own run: nothing new.
+    assert cli.main(["publish"]) == 0
+    printed = capsys.readouterr().out
+    assert f"already logged as run {local_run_id}" in printed
+    assert "already registered as version 1" in printed
+    local_store = MlflowClient(tracking.default_tracking_uri())
+    local = local_store.get_run(local_run_id)
+    assert len(local_store.search_runs([local.info.experiment_id])) == 1
 
     # The empty server: both commands name publish, in one line, with the server's URI.
+    for name, value in {**NO_PROXY_ENV, "MLFLOW_TRACKING_URI": mlflow_server}.items():
+        monkeypatch.setenv(name, value)
     hint = f"no runs on {mlflow_server}: run `fmnist publish` to log this workspace's run there"
     assert cli.main(["runs"]) == 1
     assert hint in error_line(capsys)
@@ -102,7 +109,6 @@ def test_publish_logs_and_registers_the_workspace_run_on_the_server(local_run, m
     per_class = read_per_class(root / "metrics" / "per_class.csv")
     assert run.data.metrics["test_f1.Ankle boot"] == pytest.approx(per_class["Ankle boot"]["f1"])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1]
-    local = MlflowClient(tracking.default_tracking_uri()).get_run(local_run_id)
     for tag in ("data.fingerprint", "split.seed", "split.val_split", "split.subset", "precision"):
         assert run.data.tags[tag] == local.data.tags[tag], tag
     assert sorted(d.dataset.name for d in run.inputs.dataset_inputs) == [
