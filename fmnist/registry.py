@@ -313,9 +313,11 @@ class ChampionLock:
 
 @contextlib.contextmanager
 def champion_lock(mlflow_client: MlflowClient, name: str, wait_s: float | None = None,
-                  lease_s: float = LEASE_S) -> Iterator[ChampionLock]:
-    """Hold the champion lock of `name` (a waiter waits two leases unless told otherwise);
-    call the yielded lock's `check()` right before moving `champion`. Released on exit."""
+                  lease_s: float | None = None) -> Iterator[ChampionLock]:
+    """Hold the champion lock of `name` (lease LEASE_S unless told; a waiter waits two leases
+    unless told otherwise); call the yielded lock's `check()` right before moving `champion`.
+    Released on exit."""
+    lease_s = LEASE_S if lease_s is None else lease_s
     lock = ChampionLock(mlflow_client, name, lease_s)
     lock.acquire(2 * lease_s if wait_s is None else wait_s)
     try:
