@@ -7,11 +7,32 @@ default only runs on the full train set compete) and its validation accuracy (`m
 the saved flip-averaged model's) beats the champion's by at least `promotion.min_delta`; test
 accuracy is recorded, never used to choose. `fmnist promote` / `fmnist rollback` move it by hand.
 
-Every move happens under a lock held in the tracking store itself (a registered model named
-`<model>.champion-lock`, whose creation is atomic because names are unique), so two registers
-racing on one server cannot both win; and every move is appended to the champion history on the
-registered model (tags `champion.history.0001`, ...), which `fmnist history` prints and
-`fmnist rollback` walks back.
+Every move happens under the champion lock, held in the tracking store itself, so two
+registers racing on one server cannot both win; and every move is appended to the champion
+history on the registered model (tags `champion.history.0001`, ...), which `fmnist history`
+prints and `fmnist rollback` walks back.
+
+The lock (docs/decisions/champion-lock.md) is a chain of registered models
+`<model>.champion-lock.<generation>`, each tagged with its holder, a random owner token and a
+lease end (`expires`, epoch seconds). Creating a registered model is the one atomic step MLflow
+offers (names are unique in every store), so nothing is ever read, checked and then deleted:
+- acquire: list the generations; if one holds a live lease, wait (saying for whom); else create
+  generation max+1. Of all contenders that saw the same state, exactly one creates it. The winner
+  then lists again and backs out (deletes its own) unless its generation is the newest and no
+  other is live: that catches a contender that read an older state and was slow to create.
+- hold: a daemon thread renews our lease every quarter lease; we count ourselves lapsed after
+  three quarters without a successful renewal, before any waiter's clock says we expired.
+- fence: right before `champion` moves, `check()` confirms our generation is the newest, carries
+  our token and has not lapsed; a holder that was paused past its lease finds a successor and
+  moves nothing.
+- release: only the owner deletes its own generation, and only while its lease holds (a lapsed
+  one is left to expire). Expired generations of dead holders are deleted by the next holder.
+Waiters wait two leases by default. What is left: a holder paused for a whole lease between the
+fence and the single alias call, and clocks that differ between hosts by more than a quarter
+lease.
+
+Promotion is crash-safe: register tags its intent first, moves `champion` (the commit point),
+then writes the history and the `promotion.decision` tag; a rerun completes what a kill left.
 """
 from __future__ import annotations
 
