@@ -3,39 +3,17 @@ one-line error, before their pixels or values are decoded; MemoryError never esc
 from __future__ import annotations
 
 import gzip
-import struct
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bench.hostile_inputs import idx_gz, png
 from fmnist.data import formats
 from fmnist.errors import DataFormatError, InputFileError
 from fmnist.serving import inputs, predict
 from tests.conftest import make_dataset
 from tests.registry_helpers import REAL_DATA_DIR
-
-
-def png(path: Path, width: int, height: int, rows: bytes | None = None) -> Path:
-    """A grayscale PNG declaring width x height; its data is `rows` (filter byte + pixels per
-    row, compressed) or, when None, a few bytes only: a header that lies about a tiny file."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
-    data = zlib.compress(rows if rows is not None else b"\0" * 16, 9)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
-                     + chunk(b"IEND", b""))
-    return path
-
-
-def idx_gz(path: Path, shape: tuple[int, ...], payload: bytes) -> Path:
-    header = bytes([0, 0, 8, len(shape)]) + b"".join(n.to_bytes(4, "big") for n in shape)
-    path.write_bytes(gzip.compress(header + payload, 9))
-    return path
 
 
 @pytest.mark.parametrize("width, height, says", [

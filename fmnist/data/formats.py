@@ -76,8 +76,7 @@ def read_idx(path: Path, max_values: int = MAX_VALUES) -> np.ndarray:
             if declared > max_values:
                 raise DataFormatError(
                     f"{path.name}: header declares shape {shape}, {declared:,} values, more "
-                    f"than the limit of {max_values:,} (the whole Fashion-MNIST is "
-                    f"{MAX_VALUES:,})")
+                    f"than the limit of {max_values:,}; split it into smaller files")
             raw = handle.read(declared + 1)  # one more: a file longer than declared is bad too
     except (OSError, EOFError, zlib.error) as error:
         raise DataFormatError(f"{path.name}: cannot read ({error})") from error
