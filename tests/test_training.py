@@ -183,3 +183,26 @@ def test_under_jax_auto_is_float32_and_data_parallel_needs_a_batch_that_splits(t
         "backend": "jax", "auto_precision": "float32",  # even on a CPU with bf16 units
         "odd_batch": "train.batch_size 33 must be a multiple of the 2 devices for data_parallel",
         "devices": 2}
+
+
+@pytest.mark.parametrize(("examples", "batch_size", "steps"),
+                         [(64, 32, 2), (65, 32, 3), (31, 32, 1)])
+def test_steps_per_epoch_counts_the_last_partial_batch_and_no_empty_one(examples, batch_size,
+                                                                        steps):
+    assert training.steps_per_epoch(examples, batch_size) == steps
+
+
+def test_the_recipe_with_one_seed_gives_the_same_weights_and_fits_without_a_val_split():
+    """train() seeds itself: two calls with one seed give the same model bit for bit; with no
+    val split (bench/seed_gap.py's `full` variant) it fits on everything, no val metrics."""
+    images, labels = make_dataset(per_class=6)
+    split = (scale(images), labels)
+    params = project_params(**{"train.model": "baseline", "filters": 4, "dense_units": 8,
+                               "train.epochs": 2, "train.batch_size": 16})
+    first, second = (training.train(params, split, split) for _ in range(2))
+    assert all(np.array_equal(a, b) for a, b in zip(first.model.get_weights(),
+                                                    second.model.get_weights()))
+    assert len(first.history["val_loss"]) == 2
+    assert first.model.name.endswith("flip_averaged")  # the params' flip_averaging: true
+    alone = training.train(params, split, None)
+    assert set(alone.history) == {"accuracy", "loss"} and len(alone.history["loss"]) == 2
