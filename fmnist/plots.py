@@ -9,11 +9,13 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from fmnist.jsonfiles import replacing
+
 
 def save(figure: Figure, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
+    with replacing(path) as temporary:
+        figure.savefig(temporary, dpi=100, bbox_inches="tight")
     return path
 
 

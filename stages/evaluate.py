@@ -10,7 +10,7 @@ from fmnist.data.formats import CLASS_NAMES
 from fmnist.data.splits import load_split
 from fmnist.errors import stage_entry
 from fmnist.insight.report import write_insight
-from fmnist.jsonfiles import read_json, write_json
+from fmnist.jsonfiles import read_json, write_json, write_text
 from fmnist.model.evaluation import report_text, score, write_per_class, write_predictions
 
 PREDICTIONS_FILE = config.METRICS_DIR / "test_predictions.csv"
@@ -32,7 +32,7 @@ def main() -> None:
     write_per_class(per_class, PER_CLASS_FILE)
     write_predictions(test_labels, predicted, PREDICTIONS_FILE)
     report = report_text(test_labels, predicted)
-    REPORT_FILE.write_text(report, encoding="utf-8")
+    write_text(REPORT_FILE, report)
     figure = plots.save(plots.confusion_matrix(matrix, CLASS_NAMES),
                         config.FIGURES_DIR / "confusion_matrix.png")
     insight = write_insight(model, test_images, test_labels.astype(int), probabilities, matrix,

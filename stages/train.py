@@ -14,7 +14,7 @@ from fmnist import config, lineage, pending, plots, tracking
 from fmnist.data import formats
 from fmnist.data.splits import load_split
 from fmnist.errors import stage_entry
-from fmnist.jsonfiles import read_json, write_json
+from fmnist.jsonfiles import read_json, replacing, write_json
 from fmnist.model.finetune import initialised, parent_tags
 from fmnist.model.training import Trained, accuracy, prepare, train, training_summary
 
@@ -26,7 +26,8 @@ CURVES_FILE = config.FIGURES_DIR / "training_curves.png"
 def save(trained: Trained, summary: dict, key: str) -> None:
     """Save the model, summary and curves, and keep them aside with the history until logged."""
     config.MODEL_DIR.mkdir(parents=True, exist_ok=True)
-    trained.model.save(config.MODEL_FILE)
+    with replacing(config.MODEL_FILE) as temporary:
+        trained.model.save(temporary)
     write_json(SUMMARY_FILE, summary)
     plots.save(plots.training_curves(trained.history), CURVES_FILE)
     pending.keep(key, [config.MODEL_FILE, HISTORY_FILE, SUMMARY_FILE, CURVES_FILE])

@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 
 from fmnist.config import PROCESSED_DIR
 from fmnist.errors import ParamsError
+from fmnist.jsonfiles import replacing
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -57,8 +58,8 @@ def make_splits(train_images: np.ndarray, train_labels: np.ndarray, test_images:
 
 def save_split(name: str, images: np.ndarray, labels: np.ndarray,
                processed_dir: Path = PROCESSED_DIR) -> None:
-    Path(processed_dir).mkdir(parents=True, exist_ok=True)
-    np.savez(Path(processed_dir) / f"{name}.npz", images=images, labels=labels)
+    with replacing(Path(processed_dir) / f"{name}.npz") as temporary:
+        np.savez(temporary, images=images, labels=labels)
 
 
 def load_split(name: str, processed_dir: Path = PROCESSED_DIR) -> tuple[np.ndarray, np.ndarray]:

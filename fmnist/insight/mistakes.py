@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from fmnist.jsonfiles import replacing
+
 PAIR_COLUMNS = ("rank", "pair", "actual", "predicted", "count", "share_of_actual")
 
 
@@ -42,8 +44,8 @@ def first_per_class(labels: np.ndarray, per_class: int = 2) -> np.ndarray:
 def write_pairs(pairs: list[dict], path: Path) -> Path:
     """The pairs as CSV rows: a table in metrics/ and a bar chart in `dvc plots`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with replacing(path) as temporary, \
+            open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=PAIR_COLUMNS)
         writer.writeheader()
         writer.writerows(pairs)

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, log_loss
 
 from fmnist.data import formats
+from fmnist.jsonfiles import replacing
 
 
 PER_CLASS_COLUMNS = ("precision", "recall", "f1", "support", "misclassified")
@@ -45,7 +46,8 @@ def score(labels: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray
 
 def write_per_class(per_class: dict[str, dict], path: Path) -> None:
     """One row per class: class, precision, recall, f1, support, misclassified."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with replacing(path) as temporary, \
+            open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["class", *PER_CLASS_COLUMNS])
         writer.writerows([name, *(values[column] for column in PER_CLASS_COLUMNS)]
@@ -63,7 +65,8 @@ def read_per_class(path: Path) -> dict[str, dict]:
 
 def write_predictions(labels: np.ndarray, predicted: np.ndarray, path: Path) -> None:
     """{actual, predicted} rows: the input of the `dvc plots` confusion template."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with replacing(path) as temporary, \
+            open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["actual", "predicted"])
         writer.writerows((formats.CLASS_NAMES[a], formats.CLASS_NAMES[p])
