@@ -53,10 +53,10 @@ def main() -> None:
             summary = read_json(SUMMARY_FILE)
             tracking.log_history(pending.read_history(HISTORY_FILE))
         else:  # per-epoch metrics go to the active MLflow run and to HISTORY_FILE
-            HISTORY_FILE.parent.mkdir(parents=True, exist_ok=True)
-            trained = train(params, train_split, val, [mlflow.keras.MlflowCallback(),
-                                                       keras.callbacks.CSVLogger(HISTORY_FILE)],
-                            prepared)
+            with replacing(HISTORY_FILE) as history_file:  # a cut-off fit leaves the old file
+                trained = train(params, train_split, val,
+                                [mlflow.keras.MlflowCallback(),
+                                 keras.callbacks.CSVLogger(history_file)], prepared)
             model = trained.model
             summary = training_summary(
                 trained.history, trained.seconds, model, val_accuracy=accuracy(model, val),
