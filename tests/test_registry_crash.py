@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from fmnist import jsonfiles, registry
+from fmnist.errors import RegistryError
 from stages import register
 from tests.registry_helpers import log_candidate
 
@@ -96,3 +97,42 @@ def test_register_killed_at_every_step_then_rerun_ends_consistent(dvc_workspace,
             break
         fail_at += 1
     assert fail_at > 10  # the register made that many client calls, each one killed once
+
+
+def test_promote_killed_at_every_step_then_rerun_ends_consistent(dvc_workspace, monkeypatch):
+    """`fmnist promote` stopped at each client call in turn, then run again as a user would:
+    `champion`, the history's last move and the new champion's tags agree every time."""
+    dvc_workspace()
+    monkeypatch.setattr(registry, "LEASE_S", 3.0)
+    client = registry.client()
+    for val_accuracy in (0.70, 0.80):
+        log_candidate(val_accuracy=val_accuracy, test_accuracy=0.5)
+        register.main()
+    champion, moves = "2", 2
+    fail_at = 1
+    while True:
+        target = "1" if champion == "2" else "2"
+        failing, reason = FailingClient(fail_at), f"crash drill {fail_at}"
+        try:
+            registry.promote(failing, NAME, target, reason, force=True)
+            killed = None
+        except Killed as error:
+            killed = str(error)
+        if killed:
+            try:  # the rerun; "already the champion" only once all was recorded
+                registry.promote(client, NAME, target, reason, force=True)
+            except RegistryError as error:
+                assert "already the champion" in str(error)
+        moves += 1
+        history = registry.history(client, NAME)
+        assert str(client.get_registered_model(NAME).aliases[registry.CHAMPION]) == target
+        assert len(history) == moves, killed
+        assert (history[-1]["version"], history[-1]["how"], history[-1]["replaced"],
+                history[-1]["reason"]) == (target, "manual", champion, reason), killed
+        tags = client.get_model_version(NAME, target).tags
+        assert (tags["champion.how"], tags["champion.reason"]) == ("manual", reason), killed
+        champion = target
+        if not killed:
+            break
+        fail_at += 1
+    assert fail_at > 5
