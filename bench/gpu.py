@@ -28,7 +28,7 @@ import jax  # noqa: E402
 import keras  # noqa: E402
 import yaml  # noqa: E402
 
-from fmnist import config, profiles  # noqa: E402
+from fmnist import profiles  # noqa: E402
 from fmnist.data import formats, splits  # noqa: E402
 from fmnist.model.training import accuracy, train  # noqa: E402
 

@@ -154,7 +154,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fmnist.data.formats import IDX_FILES
-    from fmnist.serving import demo, predict
+    from fmnist.serving import demo
 
     model_uri = args.model_uri or _champion_uri(args)
     test_images = (args.test_images

@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -18,6 +18,7 @@ from fmnist import profiles
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+CHROMIUM = Path("/usr/bin/chromium")
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -176,3 +177,18 @@ def dvc_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
         return root
 
     return make
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    """Debian's chromium driven by Playwright (installed by `make test` through apt; nothing is
+    downloaded at test time)."""
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is missing: `apt-get install chromium` (make setup does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=["--no-sandbox"])
+        yield launched
+        launched.close()

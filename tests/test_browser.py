@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -22,7 +21,6 @@ from stages import register
 from tests.conftest import REPO_ROOT, wait_for_url
 from tests.registry_helpers import export_pngs, log_candidate, real_test_images, tiny_model
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = os.environ.get("FMNIST_DEMO_SCREENSHOT")  # also save the demo's screenshot there
 
 pytestmark = pytest.mark.slow
@@ -40,19 +38,6 @@ def start(command: list[str], root: Path, url: str) -> subprocess.Popen:
                                preexec_fn=restore_sigint)
     wait_for_url(url, process, seconds=180)
     return process
-
-
-@pytest.fixture
-def browser() -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.fail("chromium is missing: `apt-get install chromium` (make setup does it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 def test_demo_answers_an_upload_with_the_models_prediction(dvc_workspace, tmp_path, browser):

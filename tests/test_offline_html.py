@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,6 @@ from fmnist.data.validation import run_validation
 from tests.conftest import REPO_ROOT, git
 from tests.test_validate import PARAMS, make_frames
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = os.environ.get("FMNIST_OFFLINE_SCREENSHOTS")  # also save the screenshots there
 PLOTS_TEMPLATE = Path("fmnist/web/dvc_plots.html")
 
@@ -41,19 +39,6 @@ CANVAS_INK = """canvas => {
     }
     return {inked, share: inked / (canvas.width * canvas.height), colours: colours.size};
 }"""
-
-
-@pytest.fixture
-def browser() -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.fail("chromium is missing: `apt-get install chromium` (make setup does it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 class OfflinePage:

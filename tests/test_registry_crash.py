@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
 from fmnist import jsonfiles, registry
 from fmnist.errors import RegistryError
