@@ -11,6 +11,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,6 +231,34 @@ def test_bad_data_from_kaggle_stops_the_pipeline_at_validate(pipeline_repo, data
     assert processed.read_bytes() == good_processed
     assert (pipeline_repo / "metrics" / "evaluate.json").read_text() == good_metrics
 
+
+def test_after_a_fine_tune_the_messages_lead_back_to_a_clean_experiment(pipeline_repo):
+    """The README's fine-tune leaves `train.init_from` in params.yaml, so the next profile run
+    cannot load it; following only what its error line says, the profile run and then
+    `-S filters=64` go through."""
+    dvc(pipeline_repo, "exp", "run", "-S", f"train.init_from=models:/{MODEL_NAME}@champion",
+        "-S", "train.epochs=1")
+    profile = run_child([sys.executable, "-m", "fmnist.cli", "profile", "fast"],
+                        cwd=pipeline_repo, timeout=300)
+    assert profile.returncode == 0, profile.stderr
+    flags = [*profile.stdout.split(), "-S", "train.epochs=1"]
+
+    failed = dvc(pipeline_repo, "exp", "run", *flags, check=False)
+    assert failed.returncode != 0 and "Traceback" not in failed.stdout + failed.stderr
+    [line] = [line for line in failed.stderr.splitlines()
+              if line.startswith("error: ModelShapeError")]
+    assert "`git checkout params.yaml` restores it" in line  # the experiment's values stuck
+    clear = re.search(r'`dvc exp run (-S train\.init_from="")`', line)
+    assert clear, line
+
+    # What the line says, as a shell would pass it: the value is empty.
+    followed = dvc(pipeline_repo, "exp", "run", "-S", "train.init_from=", *flags)
+    # (preprocess too: the profile holds out a different share for validation)
+    assert stages_run(followed.stdout)[-3:] == ["train", "evaluate", "register"]
+    wider = dvc(pipeline_repo, "exp", "run", "-S", "filters=64", "-S", "train.epochs=1")
+    assert stages_run(wider.stdout) == ["train", "evaluate", "register"]
+    params = yaml.safe_load((pipeline_repo / "params.yaml").read_text())
+    assert not params["train"]["init_from"] and params["filters"] == 64
 
 def test_gradcam_shows_the_trained_default_model(baseline):
     """On the model the pipeline trained (the default architecture, a real data slice): the maps
