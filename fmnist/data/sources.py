@@ -7,6 +7,7 @@ the manifest is written does that folder replace data/raw, so a failure never le
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import io
 import json
@@ -19,6 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+import numpy as np
 import requests
 
 from fmnist.data.formats import (
@@ -26,12 +28,14 @@ from fmnist.data.formats import (
     IDX_FILES,
     KAGGLE_COLUMNS,
     MANIFEST,
+    SPLITS,
     fingerprint,
+    from_frame,
     raw_format,
     read_raw_frames,
     sha256_file,
 )
-from fmnist.errors import (ChecksumError, DataFormatError, DataLandingError,
+from fmnist.errors import (ChecksumError, ContentMismatch, DataFormatError, DataLandingError,
                            DataSourceError, ParamsError)
 from fmnist.jsonfiles import write_json
 
@@ -42,6 +46,9 @@ PINNED_SHA256 = {
     "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
     "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
 }
+# content_digest() of that release (computed from Debian's idx files). Kaggle's CSVs have no file
+# pins of their own and may list the rows in another order, so their content is checked instead.
+PINNED_CONTENT_DIGEST = "7d62a31bcd333892ba57b078d0ff9c82171d7dc7009f078c1cbf9cf2e232ec0d"
 IDX_NAMES = [name for pair in IDX_FILES.values() for name in pair]
 SOURCES = ("kaggle", "local", "url")  # also auto's order of preference
 APT_HINT = "run `apt-get install dataset-fashion-mnist` or point download.local_dir at the idx .gz files"
@@ -243,6 +250,30 @@ def fetch_kaggle(dataset: str, dest: Path) -> list[Path]:
     return csvs
 
 
+def content_digest(frames: Mapping[str, Any]) -> str:
+    """sha256 of each split's (label, pixels) rows in sorted order: the same images and labels
+    give the same digest in any row order and from idx or CSV."""
+    digest = hashlib.sha256()
+    for split in SPLITS:
+        images, labels = from_frame(frames[split])
+        rows = np.ascontiguousarray(
+            np.concatenate([labels.astype(np.uint8).reshape(-1, 1),
+                            images.astype(np.uint8).reshape(len(labels), -1)], axis=1))
+        digest.update(split.encode())
+        digest.update(np.sort(rows.view(np.dtype((np.void, rows.shape[1]))).ravel()).tobytes())
+    return digest.hexdigest()
+
+
+def verify_content(raw_dir: Path, dataset: str) -> None:
+    """Raise ContentMismatch unless raw_dir holds exactly Zalando's images and labels."""
+    actual = content_digest(read_raw_frames(raw_dir))
+    if actual != PINNED_CONTENT_DIGEST:
+        raise ContentMismatch(
+            f"the Kaggle download of {dataset}: content digest {actual[:12]}... does not match "
+            f"Zalando's release ({PINNED_CONTENT_DIGEST[:12]}...); for intentionally different "
+            "data set download.verify_content: false (and validate.expected_rows)")
+
+
 # --- choosing a source and landing it ----------------------------------------------------------
 
 def _param(params: Mapping[str, Any], key: str) -> Any:
@@ -321,6 +352,12 @@ def land(source: str, params: Mapping[str, Any], raw_dir: Path) -> dict[str, Any
     """Fetch from one source into a staging folder, verify, write the manifest, swap it in."""
     with _staging_dir(raw_dir) as staging:
         FETCHERS[source](params, staging)
+        # idx files are pinned file by file; Kaggle's CSVs only by content.
+        check = params.get("verify_content", True)
+        if not isinstance(check, bool):
+            raise ParamsError(f"download.verify_content is {check!r}; use true or false")
+        if source == "kaggle" and check:
+            verify_content(staging, params["kaggle_dataset"])
         manifest = {**describe(staging, source), "location": LOCATIONS[source](params)}
         write_json(staging / MANIFEST, manifest)
         _swap_into_place(staging, raw_dir)
