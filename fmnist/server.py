@@ -1,7 +1,7 @@
 """The team stack: PostgreSQL (Debian's `postgresql` package) holding MLflow's runs and registry,
 and `mlflow server` in front of it, serving the artifacts from a directory (or S3, see docs/team.md).
 
-`fmnist server` runs both in the foreground until Ctrl-C or SIGTERM, then stops both. The
+`fmnist server` runs both in the foreground until Ctrl-C, SIGTERM or SIGHUP, then stops both. The
 PostgreSQL cluster lives in a project-local folder (`.team/postgres`, git-ignored), listens on
 127.0.0.1 only and trusts local connections: only the MLflow server, on the same machine, talks to
 it; the team talks to MLflow over HTTP. Run as root, the database runs as the `postgres` user.
@@ -83,15 +83,26 @@ def _run(command: list[str], what: str) -> subprocess.CompletedProcess:
     return result
 
 
+def make_home_private(stack: StackConfig) -> None:
+    """The home and what is made in it belong to the user alone (runs, models and logs may be
+    confidential). As root, the home is 0711: the postgres user may pass through it to its own
+    data dir (0700, its own) but not list it; artifacts/ is 0700 and the logs 0600 either way."""
+    stack.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stack.home.chmod(0o711 if os.geteuid() == 0 else 0o700)
+    stack.artifacts_dir.mkdir(mode=0o700, exist_ok=True)
+    stack.artifacts_dir.chmod(0o700)  # a home made before it was private
+    for log_name in ("postgres.log", "mlflow.log"):
+        (stack.home / log_name).touch(mode=0o600)
+        (stack.home / log_name).chmod(0o600)
+
+
 def start_postgres(stack: StackConfig) -> None:
     """Create the cluster on first use, start it, create MLflow's database if missing."""
-    stack.home.mkdir(parents=True, exist_ok=True)
+    make_home_private(stack)
     log_file = stack.home / "postgres.log"
-    log_file.touch()
     if not (stack.data_dir / "PG_VERSION").exists():
         stack.data_dir.mkdir(mode=0o700, exist_ok=True)
         if os.geteuid() == 0:
-            stack.home.chmod(0o755)  # postgres must reach its folder
             shutil.chown(stack.data_dir, "postgres", "postgres")
         _run(_as_db_owner([postgres_bin("initdb"), "-D", str(stack.data_dir), "-U", DB_USER,
                            "--auth=trust", "--encoding=UTF8"]), "initdb")
@@ -119,7 +130,7 @@ def stop_postgres(stack: StackConfig) -> None:
 
 
 def start_mlflow(stack: StackConfig) -> subprocess.Popen:
-    stack.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    make_home_private(stack)
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", stack.db_url,
                "--artifacts-destination", str(stack.artifacts_dir), "--host", stack.host,
                "--port", str(stack.port), "--workers", str(stack.workers)]
@@ -158,8 +169,12 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 
 def serve(stack: StackConfig) -> int:
-    """Start PostgreSQL and the MLflow server, wait for Ctrl-C or SIGTERM, stop both."""
+    """Start PostgreSQL and the MLflow server, wait for Ctrl-C, SIGTERM or SIGHUP (a closed
+    terminal or ssh session), stop both."""
     signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGHUP, _raise_stop)
+    # What the children write (artifacts, logs, the database) is the user's alone too.
+    os.umask(0o077)
     mlflow_server = None
     try:
         start_postgres(stack)
@@ -172,6 +187,9 @@ def serve(stack: StackConfig) -> int:
     except (KeyboardInterrupt, _Stop):
         return 0
     finally:
+        # A second signal (a hangup soon followed by a SIGTERM) must not cut the cleanup short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         if mlflow_server is not None:
             stop_group(mlflow_server)
         stop_postgres(stack)
