@@ -23,10 +23,6 @@ class ChecksumError(DataSourceError):
     """A downloaded or copied file does not match its pinned sha256."""
 
 
-class ContentMismatch(ChecksumError):
-    """Downloaded CSVs do not hold the images and labels of Zalando's release."""
-
-
 class DataFormatError(PipelineError):
     """A data file cannot be decoded (bad magic number, wrong shape, bad CSV header)."""
 

@@ -12,7 +12,7 @@ import pytest
 
 from fmnist.data import formats
 from fmnist.data.sources import download
-from fmnist.errors import ContentMismatch, ParamsError
+from fmnist.errors import ChecksumError, ParamsError
 from tests.fake_servers import NO_PROXY_ENV, fake_kaggle
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -74,7 +74,7 @@ def test_one_changed_pixel_is_refused_in_one_line(
 ) -> None:
     change_one_pixel(served)
     raw_dir = tmp_path / "raw"
-    with pytest.raises(ContentMismatch) as caught:
+    with pytest.raises(ChecksumError) as caught:
         fetch(served, raw_dir, monkeypatch)
     message = str(caught.value)
     assert "\n" not in message and "verify_content: false" in message

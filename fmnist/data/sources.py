@@ -35,7 +35,7 @@ from fmnist.data.formats import (
     read_raw_frames,
     sha256_file,
 )
-from fmnist.errors import (ChecksumError, ContentMismatch, DataFormatError, DataLandingError,
+from fmnist.errors import (ChecksumError, DataFormatError, DataLandingError,
                            DataSourceError, ParamsError)
 from fmnist.jsonfiles import write_json
 
@@ -265,10 +265,10 @@ def content_digest(frames: Mapping[str, Any]) -> str:
 
 
 def verify_content(raw_dir: Path, dataset: str) -> None:
-    """Raise ContentMismatch unless raw_dir holds exactly Zalando's images and labels."""
+    """Raise ChecksumError unless raw_dir holds exactly Zalando's images and labels."""
     actual = content_digest(read_raw_frames(raw_dir))
     if actual != PINNED_CONTENT_DIGEST:
-        raise ContentMismatch(
+        raise ChecksumError(
             f"the Kaggle download of {dataset}: content digest {actual[:12]}... does not match "
             f"Zalando's release ({PINNED_CONTENT_DIGEST[:12]}...); for intentionally different "
             "data set download.verify_content: false (and validate.expected_rows)")
