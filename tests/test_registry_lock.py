@@ -16,7 +16,9 @@ from fmnist import registry
 from fmnist.errors import RegistryBusy
 
 NAME = "lock-test-model"
-LEASE_S = 1.0
+# Long enough that a loaded machine never delays a renewal past it (a holder counts itself
+# lapsed after three quarters of a lease without one); short enough to keep the test brief.
+LEASE_S = 3.0
 
 
 class SlowClient:
@@ -97,7 +99,7 @@ def test_many_contenders_slow_store_dead_and_slow_holders_never_overlap(store_ur
         lock = registry.ChampionLock(client, NAME, lease_s=LEASE_S)
         start.wait(timeout=30)
         try:
-            lock.acquire(wait_s=40)
+            lock.acquire(wait_s=LEASE_S * 40)
         except RegistryBusy as error:
             outcomes[who] = f"busy: {error}"
             return
@@ -122,7 +124,7 @@ def test_many_contenders_slow_store_dead_and_slow_holders_never_overlap(store_ur
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=55)
+        thread.join(timeout=LEASE_S * 60)
     assert not any(thread.is_alive() for thread in threads), outcomes
     assert section.overlaps == [] and section.most_inside == 1
     # Every live holder kept its lease through the delays, so none was fenced off.
@@ -135,10 +137,10 @@ def test_a_stalled_holder_is_fenced_off_and_cannot_release_its_successor(store_u
     """A holder that stops renewing (a paused process) loses the lock once its lease lapses;
     its fence then refuses the move, and its release leaves the new holder's lock alone."""
     stalled = registry.ChampionLock(MlflowClient(store_uri), NAME, lease_s=LEASE_S)
-    stalled.acquire(wait_s=5)
+    stalled.acquire(wait_s=LEASE_S * 5)
     die_holding(stalled)
     successor = registry.ChampionLock(MlflowClient(store_uri), NAME, lease_s=LEASE_S)
-    successor.acquire(wait_s=10)  # waits out the stalled lease, then takes a new generation
+    successor.acquire(wait_s=LEASE_S * 10)  # waits out the stalled lease; a new generation
     assert successor.generation == (stalled.generation or 0) + 1
     with pytest.raises(RegistryBusy, match="lost the champion lock of 'lock-test-model'"):
         stalled.check()
@@ -151,7 +153,7 @@ def test_a_stalled_holder_is_fenced_off_and_cannot_release_its_successor(store_u
 
 def test_a_waiter_says_whom_it_waits_for_and_gives_up_in_one_line(store_uri, capsys):
     holder = registry.ChampionLock(MlflowClient(store_uri), NAME, lease_s=LEASE_S)
-    holder.acquire(wait_s=5)
+    holder.acquire(wait_s=LEASE_S * 5)
     try:
         waiter = registry.ChampionLock(MlflowClient(store_uri), NAME, lease_s=LEASE_S)
         with pytest.raises(RegistryBusy) as refused:
