@@ -123,7 +123,14 @@ def experiment_id(name: str) -> str:
     location = None
     if uses_default_store():
         location = (store_dir() / "artifacts").as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except MlflowException as error:
+        # Two queued runs on a team server can both find no experiment and both create it: the
+        # loser takes the winner's.
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return mlflow.get_experiment_by_name(name).experiment_id
 
 
 def git_commit() -> str:
